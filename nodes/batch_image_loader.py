@@ -1,0 +1,195 @@
+"""Batch Image Loader: one image of a folder per run; press Queue once and it runs them all."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..utils import comfy_bridge as bridge
+from ..utils.batch_controller import (
+    CONTINUE,
+    RESET,
+    SKIP_ON_ERROR,
+    STOP_ON_ERROR,
+    BatchError,
+    controller,
+)
+from ..utils.batch_state import BatchSettings
+from ..utils.file_listing import DEFAULT_CUSTOM_PATTERN, FILTER_PRESETS, SORT_MODES, FileMatcher, has_any_image
+from ..utils.image_decode import to_tensors
+from ..utils.paths import resolve_folder
+
+OUTPUTS = (
+    ("IMAGE", "IMAGE", "The image, float RGB in 0..1, EXIF rotation applied."),
+    ("MASK", "MASK", "1 - alpha of the image; all zeros (same size) when it has no transparency."),
+    ("STRING", "FILENAME", "File name with extension, e.g. beach_001.jpg. Link it to Batch Image Saver."),
+    ("STRING", "BASE_NAME", "File name without extension, e.g. beach_001."),
+    ("STRING", "RELATIVE_PATH", "Subfolder of the file relative to directory ('' at the top level)."),
+    ("STRING", "FULL_PATH", "Absolute path of the file."),
+    ("INT", "INDEX", "0-based position of the image in the batch."),
+    ("INT", "TOTAL_COUNT", "Number of images in the batch."),
+    ("BOOLEAN", "BATCH_COMPLETE", "True on the last image of the batch."),
+)
+
+
+def _settings(
+    unique_id: Any,
+    directory: str,
+    filter_preset: str,
+    custom_pattern: str,
+    include_subfolders: bool,
+    sort_by: str,
+) -> BatchSettings:
+    return BatchSettings(
+        node_id=str(unique_id),
+        directory=resolve_folder(directory, bridge.input_directory()),
+        filter_preset=filter_preset,
+        custom_pattern=custom_pattern if filter_preset == "Custom" else "",
+        include_subfolders=bool(include_subfolders),
+        sort_by=sort_by,
+    )
+
+
+def folder_problem(
+    directory: str, filter_preset: str, custom_pattern: str, include_subfolders: bool, sort_by: str
+) -> str | None:
+    """Why this folder/filter cannot start a batch, in words for the user; None when it can."""
+    if not (directory or "").strip():
+        return "directory is empty: enter the folder of images to process."
+    folder = resolve_folder(directory, bridge.input_directory())
+    if not os.path.exists(folder):
+        return f"Folder '{folder}' does not exist."
+    if not os.path.isdir(folder):
+        return f"'{folder}' is a file, not a folder."
+    if sort_by not in SORT_MODES:
+        return f"sort_by '{sort_by}' is not one of: {', '.join(SORT_MODES)}."
+    try:
+        matcher = FileMatcher(filter_preset, custom_pattern)
+        found = has_any_image(folder, matcher, bool(include_subfolders))
+    except ValueError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"Folder '{folder}' cannot be read: {exc.strerror or exc}."
+    if not found:
+        what = custom_pattern if filter_preset == "Custom" else ", ".join(FILTER_PRESETS[filter_preset])
+        where = " or its subfolders" if include_subfolders else ""
+        return f"No matching images ({what}) in '{folder}'{where}."
+    return None
+
+
+class BatchImageLoader:
+    """Loads the next image of a folder each run and queues the workflow again until the folder is done."""
+
+    CATEGORY = "image/batch"
+    DESCRIPTION = (
+        "Processes a whole folder with one press of Queue: each run loads the next image (natural "
+        "file-name order) and queues the workflow again after it finished, until every image ran once. "
+        "Cancel stops the batch; progress survives a restart."
+    )
+    RETURN_TYPES = tuple(o[0] for o in OUTPUTS)
+    RETURN_NAMES = tuple(o[1] for o in OUTPUTS)
+    OUTPUT_TOOLTIPS = tuple(o[2] for o in OUTPUTS)
+    FUNCTION = "load_image"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": {
+                "directory": ("STRING", {
+                    "default": "",
+                    "tooltip": "Folder of images: an absolute path, or a path relative to ComfyUI's input folder.",
+                }),
+                "filter_preset": (list(FILTER_PRESETS), {
+                    "default": "All Images",
+                    "tooltip": "Which files to take. All Images: png, jpg, jpeg, webp, bmp, tif, tiff, gif "
+                    "(any letter case). Custom uses custom_pattern.",
+                }),
+                "iteration_mode": ([CONTINUE, RESET], {
+                    "default": CONTINUE,
+                    "tooltip": "Continue: pick up after the last finished image (also after a restart); "
+                    "a finished batch starts over. Reset: start again from start_index when you press Queue.",
+                }),
+                "error_handling": ([STOP_ON_ERROR, SKIP_ON_ERROR], {
+                    "default": STOP_ON_ERROR,
+                    "tooltip": "What an unreadable image or a failing node does: stop the batch with an error "
+                    "naming the file, or skip that image, go on, and list skipped files at the end.",
+                }),
+            },
+            "optional": {
+                "custom_pattern": ("STRING", {
+                    "default": DEFAULT_CUSTOM_PATTERN,
+                    "tooltip": "Comma-separated globs used with filter_preset Custom, e.g. '*.png, scan_*.tif'. "
+                    "A pattern with '/' matches the path relative to directory.",
+                }),
+                "start_index": ("INT", {
+                    "default": 0, "min": 0, "max": 10_000_000, "step": 1,
+                    "tooltip": "0-based index of the first image of a new batch (used by Reset and by a new pass).",
+                }),
+                "include_subfolders": ("BOOLEAN", {
+                    "default": False,
+                    "tooltip": "Also take images from subfolders (hidden folders are skipped). "
+                    "RELATIVE_PATH tells the subfolder of each image.",
+                }),
+                "sort_by": (list(SORT_MODES), {
+                    "default": SORT_MODES[0],
+                    "tooltip": "Name (natural): img2 before img10, ignoring case. Modified time: oldest first.",
+                }),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, **kwargs: Any) -> float:
+        # A new NaN object every call: NaN != NaN, so ComfyUI never reuses a cached result.
+        return float("nan")
+
+    @classmethod
+    def VALIDATE_INPUTS(
+        cls,
+        directory: str,
+        filter_preset: str,
+        custom_pattern: str = DEFAULT_CUSTOM_PATTERN,
+        include_subfolders: bool = False,
+        sort_by: str = SORT_MODES[0],
+    ) -> bool | str:
+        # Runs on every queued prompt (ours too): stops at the first matching file.
+        return folder_problem(directory, filter_preset, custom_pattern, include_subfolders, sort_by) or True
+
+    def load_image(
+        self,
+        directory: str,
+        filter_preset: str,
+        iteration_mode: str,
+        error_handling: str,
+        custom_pattern: str = DEFAULT_CUSTOM_PATTERN,
+        start_index: int = 0,
+        include_subfolders: bool = False,
+        sort_by: str = SORT_MODES[0],
+        prompt: dict | None = None,
+        extra_pnginfo: dict | None = None,
+        unique_id: Any = None,
+    ) -> tuple:
+        settings = _settings(unique_id, directory, filter_preset, custom_pattern, include_subfolders, sort_by)
+        try:
+            loaded = controller().load_next(
+                settings, iteration_mode, error_handling, int(start_index), prompt, extra_pnginfo
+            )
+        except (BatchError, OSError) as exc:
+            raise RuntimeError(f"Batch Image Loader: {exc}") from None
+        if loaded is None:
+            blocker = bridge.execution_blocker()
+            return tuple(blocker for _ in OUTPUTS)
+        device, dtype = bridge.tensor_target()
+        image, mask = to_tensors(loaded.decoded, device, dtype)
+        entry = loaded.entry
+        return (
+            image,
+            mask,
+            entry.filename,
+            os.path.splitext(entry.filename)[0],
+            entry.rel_dir,
+            loaded.full_path,
+            loaded.index,
+            loaded.total,
+            loaded.is_last,
+        )

@@ -1,0 +1,468 @@
+"""The batch chain: which image a loader takes, and when the next prompt is queued.
+
+One controller per ComfyUI process. A loader asks it for the next image; the controller
+remembers which prompts it queued itself (continuations), watches each prompt until ComfyUI
+has finished it, marks the image done only when the prompt succeeded, and only then queues
+the next one. So Cancel leaves nothing in the queue, a failure anywhere in the workflow obeys
+the loader's error policy, and a second Queue press can never start a second chain.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import comfy_bridge as bridge
+from . import log
+from .batch_state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, StateStore
+from .file_listing import FileMatcher, ImageEntry, list_images
+from .image_decode import DecodedImage, DecodeError, decode_image
+from .queue_control import PromptTemplate, QueueError, build_payload, post_prompt
+from .queue_control import template_from_hidden_inputs, template_from_queue_item
+
+STOP_ON_ERROR, SKIP_ON_ERROR = "Stop on error", "Skip on error"
+CONTINUE, RESET = "Continue", "Reset"
+
+# How often the watcher looks at ComfyUI's history for the end of a prompt. The history
+# check is a dict lookup under the queue's lock, so polling this often costs nothing
+# measurable and keeps the gap between two images at a few milliseconds.
+POLL_FAST_S, POLL_SLOW_S, FAST_PHASE_S = 0.002, 0.005, 2.0
+LIVENESS_CHECK_S = 0.5
+
+
+class BatchError(RuntimeError):
+    """A batch cannot go on; the message is meant for the user (no traceback needed)."""
+
+
+@dataclass
+class LoadedImage:
+    """What a loader outputs for one image of its batch."""
+
+    entry: ImageEntry
+    full_path: str
+    index: int
+    total: int
+    decoded: DecodedImage
+
+    @property
+    def is_last(self) -> bool:
+        return self.index >= self.total - 1
+
+
+@dataclass
+class LoaderRun:
+    """One loader's image within one prompt."""
+
+    settings: BatchSettings
+    index: int
+    rel_path: str
+    error_policy: str
+
+
+@dataclass
+class PromptRun:
+    """Loaders of one running prompt, and whether any of them ended the batch in it."""
+
+    prompt_id: str
+    template: PromptTemplate | None = None
+    loaders: list[LoaderRun] = field(default_factory=list)
+    ends_chain: bool = False
+
+
+def describe_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+def classify_outcome(status: object) -> tuple[str, str]:
+    """("success"|"interrupted"|"error"|"lost", message) from a history status dict."""
+    if status is None or not isinstance(status, dict):
+        return "lost", "the prompt disappeared from ComfyUI's history"
+    if status.get("status_str") == "success":
+        return "success", ""
+    for event, data in status.get("messages") or []:
+        if event == "execution_interrupted":
+            return "interrupted", "cancelled"
+    for event, data in status.get("messages") or []:
+        if event == "execution_error" and isinstance(data, dict):
+            node = f"node {data.get('node_id', '?')} ({data.get('node_type', '?')})"
+            return "error", f"{node} failed: {data.get('exception_message', '').strip()}"
+    return "error", "the prompt failed"
+
+
+class BatchController:
+    """Holds every batch this ComfyUI process knows; all methods are thread-safe."""
+
+    def __init__(
+        self,
+        store_factory: Callable[[], StateStore] | None = None,
+        decoder: Callable[[str], DecodedImage] = decode_image,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._store_factory = store_factory or (
+            lambda: StateStore(os.path.join(bridge.user_directory(), "batch_image_processing"))
+        )
+        self._store: StateStore | None = None
+        self._decode = decoder
+        self._states: dict[str, BatchState] = {}
+        self._snapshots: dict[str, list[ImageEntry]] = {}
+        self._runs: dict[str, PromptRun] = {}  # prompt id -> loaders running in it
+        self._continuations: dict[str, frozenset[str]] = {}  # prompt ids we queued -> batch keys
+        self._in_flight: dict[str, str] = {}  # batch key -> prompt id running or queued for it
+        self._stale: dict[str, set[str]] = {}  # batch key -> prompts queued while it ran
+        self._stop_requested: set[str] = set()
+
+    # ----- state -------------------------------------------------------------------------
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = self._store_factory()
+        return self._store
+
+    def _state(self, key: str) -> BatchState | None:
+        if key not in self._states:
+            state = self.store.load(key)
+            if state is None:
+                return None
+            self._states[key] = state
+        return self._states[key]
+
+    def _snapshot(self, key: str) -> list[ImageEntry] | None:
+        if key not in self._snapshots:
+            snap = self.store.load_snapshot(key)
+            if snap is None:
+                return None
+            self._snapshots[key] = snap
+        return self._snapshots[key]
+
+    # ----- what kind of prompt is this -------------------------------------------------------
+    def _is_alive(self, prompt_id: str) -> bool:
+        if prompt_id in self._runs:
+            return True
+        running, pending = bridge.queued_prompt_ids()
+        return prompt_id in running or prompt_id in pending
+
+    def _is_duplicate(self, prompt_id: str, key: str) -> bool:
+        """A user prompt while this batch runs, or one queued while it ran: it must do nothing."""
+        if prompt_id in self._stale.get(key, ()):
+            return True
+        other = self._in_flight.get(key)
+        if other is None or other == prompt_id:
+            return False
+        if self._is_alive(other):
+            return True
+        # Our queued continuation vanished (queue cleared or item deleted): the chain is dead.
+        del self._in_flight[key]
+        state = self._state(key)
+        if state is not None and state.status == RUNNING:
+            state.status = STOPPED
+            state.last_error = "the next prompt of the batch was removed from the queue"
+            self.store.save(state)
+        return False
+
+    # ----- the loader's entry point ------------------------------------------------------------
+    def load_next(
+        self,
+        settings: BatchSettings,
+        iteration_mode: str,
+        error_policy: str,
+        start_index: int,
+        prompt: dict | None,
+        extra_pnginfo: dict | None,
+    ) -> LoadedImage | None:
+        """The image this prompt should process, or None when it must do nothing.
+
+        None means: a duplicate run of a batch that is already going, or a batch whose
+        remaining files were all unreadable and skipped.
+        """
+        prompt_id = bridge.current_prompt_id()
+        if not prompt_id:
+            raise BatchError("Batch Image Loader could not find the id of the running prompt.")
+        key = settings.key
+        with self._lock:
+            is_continuation = key in self._continuations.get(prompt_id, ())
+            if not is_continuation and self._is_duplicate(prompt_id, key):
+                self._warn_duplicate(settings, prompt_id)
+                return None
+            if is_continuation:
+                state, entries = self._state(key), self._snapshot(key)
+                if state is None or entries is None:
+                    raise BatchError(f"The saved state of the batch on '{settings.directory}' is gone.")
+            else:
+                state, entries = self._begin(settings, iteration_mode, start_index)
+            run = self._runs.get(prompt_id) or self._start_prompt_run(prompt_id, prompt, extra_pnginfo)
+            loaded = self._pick_image(settings, state, entries, error_policy, run)
+            if loaded is None:
+                return None
+            run.loaders.append(LoaderRun(settings, loaded.index, loaded.entry.rel_path, error_policy))
+            self._in_flight[key] = prompt_id
+            state.current_file = loaded.entry.rel_path
+            log.info(
+                "node %s: image %d/%d %s",
+                settings.node_id, loaded.index + 1, loaded.total, loaded.entry.rel_path,
+            )
+            return loaded
+
+    def _begin(self, settings: BatchSettings, mode: str, start_index: int) -> tuple[BatchState, list[ImageEntry]]:
+        """A user pressed Queue: resume the batch (Continue) or start a new pass."""
+        key = settings.key
+        self._stop_requested.discard(key)
+        self._stale.pop(key, None)
+        state, entries = self._state(key), self._snapshot(key)
+        resumable = (
+            mode == CONTINUE
+            and state is not None
+            and entries is not None
+            and state.status != COMPLETE
+            and state.next_index < len(entries)
+        )
+        if resumable:
+            assert state is not None and entries is not None
+            state.status, state.last_error = RUNNING, ""
+            log.info(
+                "node %s: resuming the batch on '%s' at image %d/%d",
+                settings.node_id, settings.directory, state.next_index + 1, state.total,
+            )
+            return state, entries
+        entries = list_images(
+            settings.directory,
+            FileMatcher(settings.filter_preset, settings.custom_pattern),
+            settings.include_subfolders,
+            settings.sort_by,
+        )
+        if not entries:
+            raise BatchError(f"No matching images in '{settings.directory}' (filter: {settings.filter_preset}).")
+        if start_index >= len(entries):
+            raise BatchError(
+                f"start_index {start_index} is past the last image: '{settings.directory}' has "
+                f"{len(entries)} matching images (indexes 0 to {len(entries) - 1})."
+            )
+        state = BatchState(
+            key=key,
+            node_id=settings.node_id,
+            directory=settings.directory,
+            total=len(entries),
+            start_index=start_index,
+            next_index=start_index,
+        )
+        self._states[key], self._snapshots[key] = state, entries
+        self.store.save_snapshot(key, entries)
+        self.store.save(state)
+        log.info(
+            "node %s: starting a batch of %d images from '%s' at image %d",
+            settings.node_id, len(entries) - start_index, settings.directory, start_index + 1,
+        )
+        return state, entries
+
+    def _pick_image(
+        self,
+        settings: BatchSettings,
+        state: BatchState,
+        entries: list[ImageEntry],
+        error_policy: str,
+        run: PromptRun,
+    ) -> LoadedImage | None:
+        """Decode the image at next_index; under Skip on error, move on to the next readable one."""
+        while state.next_index < len(entries):
+            entry = entries[state.next_index]
+            full_path = os.path.join(settings.directory, *entry.rel_path.split("/"))
+            try:
+                decoded = self._decode(full_path)
+            except DecodeError as exc:
+                if error_policy != SKIP_ON_ERROR:
+                    run.ends_chain = True
+                    self._stop(state.key, str(exc))
+                    raise BatchError(f"{exc}. The batch stopped (error_handling: Stop on error).") from None
+                log.warning("node %s: skipping %s: %s", settings.node_id, entry.rel_path, exc.reason)
+                state.skipped.append({"file": entry.rel_path, "reason": exc.reason})
+                state.next_index += 1
+                self.store.save(state)
+                continue
+            return LoadedImage(entry, full_path, state.next_index, len(entries), decoded)
+        # Everything left was unreadable: the batch is over, nothing to process in this run.
+        run.ends_chain = True
+        self._finish(state, COMPLETE)
+        self._end_chain(state.key)
+        return None
+
+    def _warn_duplicate(self, settings: BatchSettings, prompt_id: str) -> None:
+        state = self._state(settings.key)
+        where = f" (image {state.next_index + 1}/{state.total})" if state else ""
+        log.warning(
+            "node %s: a batch on '%s' is already running%s; this extra run (prompt %s) does nothing. "
+            "Each image is processed once.",
+            settings.node_id, settings.directory, where, prompt_id,
+        )
+
+    # ----- watching a prompt to its end --------------------------------------------------------
+    def _start_prompt_run(self, prompt_id: str, prompt: dict | None, extra_pnginfo: dict | None) -> PromptRun:
+        item = bridge.running_item(prompt_id)
+        if item is not None:
+            template = template_from_queue_item(item)
+        elif prompt:
+            template = template_from_hidden_inputs(prompt, extra_pnginfo, bridge.current_client_id())
+        else:
+            template = None
+        run = PromptRun(prompt_id, template)
+        self._runs[prompt_id] = run
+        threading.Thread(
+            target=self._watch, args=(prompt_id,), name=f"batch-watch-{prompt_id[:8]}", daemon=True
+        ).start()
+        return run
+
+    def _wait_until_finished(self, prompt_id: str) -> object:
+        started = last_check = time.monotonic()
+        while True:
+            status = bridge.finished_status(prompt_id)
+            if status is not bridge.NOT_FINISHED:
+                return status
+            now = time.monotonic()
+            if now - last_check > LIVENESS_CHECK_S:
+                last_check = now
+                running, pending = bridge.queued_prompt_ids()
+                if prompt_id not in running and prompt_id not in pending:
+                    status = bridge.finished_status(prompt_id)
+                    return None if status is bridge.NOT_FINISHED else status
+            time.sleep(POLL_FAST_S if now - started < FAST_PHASE_S else POLL_SLOW_S)
+
+    def _watch(self, prompt_id: str) -> None:
+        try:
+            outcome, message = classify_outcome(self._wait_until_finished(prompt_id))
+            with self._lock:
+                follow_up = self._after_prompt(self._runs.pop(prompt_id), outcome, message)
+            if follow_up is not None:
+                self._post_continuation(*follow_up)
+        except Exception:  # a watcher must never die silently: the batch would hang
+            log.exception("the batch watcher failed for prompt %s; the batch stopped", prompt_id)
+            with self._lock:
+                run = self._runs.pop(prompt_id, None)
+                for loader in run.loaders if run else []:
+                    self._stop(loader.settings.key, "internal error, see the ComfyUI log")
+
+    def _after_prompt(self, run: PromptRun, outcome: str, message: str) -> tuple[PromptTemplate, str] | None:
+        """Record what the finished prompt did; returns (template, prompt id) to queue next, if any."""
+        self._continuations.pop(run.prompt_id, None)
+        go_on = bool(run.loaders) and not run.ends_chain
+        for loader in run.loaders:
+            state = self._state(loader.settings.key)
+            if state is None:
+                go_on = False
+                continue
+            if outcome == "success":
+                state.done += 1
+                state.next_index = loader.index + 1
+            elif outcome == "error" and not run.ends_chain and loader.error_policy == SKIP_ON_ERROR:
+                log.warning("node %s: skipping %s: %s", loader.settings.node_id, loader.rel_path, message)
+                state.skipped.append({"file": loader.rel_path, "reason": message})
+                state.next_index = loader.index + 1
+            else:
+                go_on = False
+                if state.status == RUNNING:
+                    state.status = STOPPED
+                    state.last_error = "" if outcome == "interrupted" else f"{loader.rel_path}: {message}"
+                    log.info(
+                        "node %s: batch stopped at image %d/%d (%s)",
+                        loader.settings.node_id, loader.index + 1, state.total, message or outcome,
+                    )
+            if state.next_index >= state.total:
+                self._finish(state, COMPLETE)
+                go_on = False
+            if loader.settings.key in self._stop_requested:
+                go_on = False
+        if go_on and run.template is None:
+            go_on = False
+            for loader in run.loaders:
+                self._stop(loader.settings.key, "the running prompt could not be read to queue the next image")
+        if go_on:
+            assert run.template is not None
+            return run.template, self._reserve_continuation(run)
+        for loader in run.loaders:
+            state = self._state(loader.settings.key)
+            if state is not None and state.status == RUNNING:
+                # A paired loader in the same workflow ran out first (zip), or Stop was pressed.
+                self._finish(state, STOPPED)
+            self._end_chain(loader.settings.key)
+        for loader in run.loaders:
+            state = self._state(loader.settings.key)
+            if state is not None:
+                self.store.save(state)
+        return None
+
+    def _reserve_continuation(self, run: PromptRun) -> str:
+        """Record the next prompt's id before it is POSTed: the worker may start it before the POST returns."""
+        next_id = str(uuid.uuid4())
+        keys = frozenset(loader.settings.key for loader in run.loaders)
+        self._continuations[next_id] = keys
+        for key in keys:
+            self._in_flight[key] = next_id
+            self.store.save(self._states[key])
+        return next_id
+
+    def _post_continuation(self, template: PromptTemplate, next_id: str) -> None:
+        """POST without holding the lock: the server's own thread answers it (and our routes)."""
+        try:
+            post_prompt(bridge.own_url() + "/prompt", build_payload(template, next_id))
+        except QueueError as exc:
+            log.error("%s. The batch stopped.", exc)
+            with self._lock:
+                for key in self._continuations.pop(next_id, frozenset()):
+                    self._stop(key, str(exc))
+
+    def _stop(self, key: str, reason: str) -> None:
+        state = self._state(key)
+        if state is not None and state.status == RUNNING:
+            state.status, state.last_error = STOPPED, reason
+            self.store.save(state)
+        self._end_chain(key)
+
+    def _end_chain(self, key: str) -> None:
+        """No more prompts for this batch; prompts already queued by the user must do nothing."""
+        self._in_flight.pop(key, None)
+        self._stop_requested.discard(key)
+        try:
+            _, pending = bridge.queued_prompt_ids()
+        except Exception:  # server gone (shutdown): nothing to guard
+            pending = set()
+        self._stale[key] = set(pending)
+
+    def _finish(self, state: BatchState, status: str) -> None:
+        state.status = status
+        state.finished_at = time.time()
+        state.current_file = ""
+        self.store.save(state)
+        if status != COMPLETE:
+            return
+        elapsed = state.finished_at - state.started_at
+        log.info(
+            "node %s: batch complete on '%s': %d processed, %d skipped, in %s",
+            state.node_id, state.directory, state.done, len(state.skipped), describe_duration(elapsed),
+        )
+        if state.skipped:
+            log.warning(
+                "node %s: skipped files:\n%s",
+                state.node_id,
+                "\n".join(f"  {s['file']}: {s['reason']}" for s in state.skipped),
+            )
+
+
+_controller: BatchController | None = None
+_controller_lock = threading.Lock()
+
+
+def controller() -> BatchController:
+    """The process-wide controller (created on first use, inside a running ComfyUI)."""
+    global _controller
+    with _controller_lock:
+        if _controller is None:
+            _controller = BatchController()
+        return _controller

@@ -1,0 +1,142 @@
+"""A batch's position, persisted so that a crash or a restart of ComfyUI loses nothing.
+
+Each batch has a small JSON file (rewritten once per image, atomically) and a snapshot of
+its file list (written once, when the batch starts) so indexes mean the same files after a
+restart. Files live in ComfyUI's user folder: the temp folder is wiped at every start, and
+the pack's own folder is replaced on update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .file_listing import ImageEntry
+
+RUNNING, STOPPED, COMPLETE = "running", "stopped", "complete"
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What identifies a batch: the loader node and what it lists."""
+
+    node_id: str
+    directory: str
+    filter_preset: str
+    custom_pattern: str
+    include_subfolders: bool
+    sort_by: str
+
+    @property
+    def key(self) -> str:
+        """File-name-safe id; two loaders (or one loader on two folders) never share it."""
+        digest = hashlib.sha1(json.dumps(dataclasses.astuple(self)).encode("utf-8")).hexdigest()[:12]
+        return f"node{re.sub(r'[^A-Za-z0-9]+', '_', self.node_id)}-{digest}"
+
+
+@dataclass
+class BatchState:
+    """Progress of one batch. next_index: images before it are done or skipped."""
+
+    key: str
+    node_id: str
+    directory: str
+    total: int
+    start_index: int = 0
+    next_index: int = 0
+    status: str = RUNNING
+    done: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    current_file: str = ""
+    last_error: str = ""
+    started_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BatchState:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write through a temporary file in the same folder, then rename over the target."""
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class StateStore:
+    """Reads and writes batch states and file snapshots under one folder; thread-safe."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+
+    def _path(self, key: str, suffix: str) -> str:
+        return os.path.join(self.folder, f"{key}{suffix}")
+
+    def load(self, key: str) -> BatchState | None:
+        try:
+            with open(self._path(key, ".json"), encoding="utf-8") as fh:
+                return BatchState.from_dict(json.load(fh))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def save(self, state: BatchState) -> None:
+        state.updated_at = time.time()
+        text = json.dumps(state.to_dict(), indent=1)
+        with self._lock:
+            os.makedirs(self.folder, exist_ok=True)
+            atomic_write_text(self._path(state.key, ".json"), text)
+
+    def delete(self, key: str) -> bool:
+        found = False
+        for suffix in (".json", ".files.json"):
+            try:
+                os.unlink(self._path(key, suffix))
+                found = True
+            except FileNotFoundError:
+                pass
+        return found
+
+    def save_snapshot(self, key: str, entries: list[ImageEntry]) -> None:
+        text = json.dumps([[e.rel_path, e.mtime] for e in entries])
+        with self._lock:
+            os.makedirs(self.folder, exist_ok=True)
+            atomic_write_text(self._path(key, ".files.json"), text)
+
+    def load_snapshot(self, key: str) -> list[ImageEntry] | None:
+        try:
+            with open(self._path(key, ".files.json"), encoding="utf-8") as fh:
+                return [ImageEntry(rel, float(mtime)) for rel, mtime in json.load(fh)]
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def all_states(self) -> list[BatchState]:
+        try:
+            names = sorted(n for n in os.listdir(self.folder) if n.endswith(".json") and not n.endswith(".files.json"))
+        except OSError:
+            return []
+        states = [self.load(n[: -len(".json")]) for n in names]
+        return [s for s in states if s is not None]

@@ -1,0 +1,231 @@
+"""Decode one image file into ComfyUI's IMAGE and MASK tensors, exactly as the user sees it.
+
+Pure: a path in, tensors out. EXIF orientation is applied, 8- and 16-bit sources keep their
+precision (16-bit is scaled by 65535, where core LoadImage clips it), transparency becomes a
+MASK (1 - alpha), and the compact integer pixels are moved to the target device before they
+are converted to float, so a GPU run moves a quarter of the bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+MAX_PIXELS_ENV = "BATCH_IMAGE_MAX_PIXELS"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG colour types that Pillow reduces to 8 bits when they are 16-bit (RGB, RGBA).
+_PNG_16BIT_COLOUR_TYPES = (2, 6)
+
+
+class DecodeError(ValueError):
+    """An image could not be decoded; the message names the file and the reason."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"Cannot read image '{path}': {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass
+class DecodedImage:
+    """Pixels still in their compact source type: color HxWxC (C is 1 or 3), alpha HxW or None."""
+
+    color: np.ndarray
+    alpha: np.ndarray | None
+    scale: float  # value of full intensity: 255, 65535 or 1.0 (float sources)
+
+    @property
+    def height(self) -> int:
+        return int(self.color.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.color.shape[1])
+
+
+def max_pixels() -> int | None:
+    """Pixel limit: PIL's decompression-bomb limit, raised (or lifted with 0) by the env var."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{MAX_PIXELS_ENV}={raw!r} is not a whole number of pixels.") from None
+        return None if value <= 0 else value
+    return Image.MAX_IMAGE_PIXELS
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an HxW[xC] array, as ImageOps.exif_transpose does."""
+    if orientation == 2:
+        return arr[:, ::-1]
+    if orientation == 3:
+        return arr[::-1, ::-1]
+    if orientation == 4:
+        return arr[::-1]
+    if orientation == 5:
+        return arr.swapaxes(0, 1)
+    if orientation == 6:
+        return np.rot90(arr, -1)
+    if orientation == 7:
+        return arr[::-1, ::-1].swapaxes(0, 1)
+    if orientation == 8:
+        return np.rot90(arr, 1)
+    return arr
+
+
+def _as_array(img: Image.Image) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(img)
+
+
+def _split(img: Image.Image) -> DecodedImage:
+    """Pixels of a loaded PIL frame as (color, alpha, scale), converting only where needed."""
+    mode = img.mode
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else "RGB")
+        mode = img.mode
+    elif mode == "1":
+        img = img.convert("L")
+        mode = "L"
+    elif mode in ("La", "RGBa"):
+        img = img.convert("LA" if mode == "La" else "RGBA")
+        mode = img.mode
+    elif mode not in ("RGB", "RGBA", "L", "LA", "I", "F") and not mode.startswith("I;16"):
+        img = img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...
+        mode = "RGB"
+
+    arr = _as_array(img)
+    if mode == "RGB":
+        return DecodedImage(arr, None, 255.0)
+    if mode == "RGBA":
+        return DecodedImage(arr[..., :3], arr[..., 3], 255.0)
+    if mode == "L":
+        return DecodedImage(arr[..., None], None, 255.0)
+    if mode == "LA":
+        return DecodedImage(arr[..., :1], arr[..., 1], 255.0)
+    if mode.startswith("I;16"):
+        return DecodedImage(arr.astype(np.uint16, copy=False)[..., None], None, 65535.0)
+    if mode == "I":  # 32-bit integer; in practice 16-bit PNG/TIFF data
+        return DecodedImage(np.clip(arr, 0, 65535).astype(np.uint16)[..., None], None, 65535.0)
+    # mode == "F": float data, shown as 0..1
+    return DecodedImage(np.clip(arr, 0.0, 1.0).astype(np.float32, copy=False)[..., None], None, 1.0)
+
+
+def _png_is_16bit_colour(head: bytes) -> bool:
+    """True for a 16-bit RGB/RGBA PNG, which Pillow would reduce to 8 bits."""
+    return (
+        len(head) >= 26
+        and head.startswith(_PNG_SIGNATURE)
+        and head[12:16] == b"IHDR"
+        and head[24] == 16
+        and head[25] in _PNG_16BIT_COLOUR_TYPES
+    )
+
+
+def _decode_png16(path: str) -> DecodedImage:
+    """16-bit RGB(A) PNG through torchvision's libpng decoder, which keeps all 16 bits."""
+    from torchvision.io import ImageReadMode, decode_png
+
+    with open(path, "rb") as fh:
+        data = bytearray(fh.read())
+    chw = decode_png(torch.frombuffer(data, dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
+    hwc = chw.permute(1, 2, 0).contiguous().view(torch.int16).numpy().view(np.uint16)
+    alpha = hwc[..., 3] if hwc.shape[2] == 4 else None
+    return DecodedImage(hwc[..., :3], alpha, 65535.0)
+
+
+def decode_image(path: str) -> DecodedImage:
+    """Decode the first frame of path; raises DecodeError (naming the file) on any failure."""
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise DecodeError(path, "the file no longer exists (moved or deleted during the batch)") from None
+    except OSError as exc:
+        raise DecodeError(path, f"cannot be accessed ({exc.strerror or exc})") from None
+    if size == 0:
+        raise DecodeError(path, "the file is empty (0 bytes)")
+    limit = max_pixels()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if limit is not None and width * height > limit:
+                    raise DecodeError(
+                        path,
+                        f"{width}x{height} = {width * height:,} pixels is above the limit of {limit:,} "
+                        f"(decompression-bomb guard); set {MAX_PIXELS_ENV} to a larger number (0 = no limit) "
+                        "to load it",
+                    )
+                orientation = int(img.getexif().get(0x0112, 1) or 1)
+                fmt = img.format
+                if fmt == "PNG":
+                    with open(path, "rb") as fh:
+                        head = fh.read(26)
+                    if _png_is_16bit_colour(head):
+                        decoded = _decode_png16(path)
+                        return _oriented(decoded, orientation)
+                img.seek(0)  # multi-frame files (GIF, WebP, MPO, TIFF): the first frame
+                img.load()
+                decoded = _split(img)
+    except DecodeError:
+        raise
+    except UnidentifiedImageError:
+        raise DecodeError(path, "not an image file Pillow can read (wrong extension or corrupt header)") from None
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(path, f"{exc} Set {MAX_PIXELS_ENV} to a larger number (0 = no limit) to load it") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DecodeError(path, f"corrupt or truncated image data ({exc})") from None
+    except MemoryError:
+        raise DecodeError(path, "not enough memory to decode it") from None
+    return _oriented(decoded, orientation)
+
+
+def _oriented(decoded: DecodedImage, orientation: int) -> DecodedImage:
+    if orientation in (1, 0) or orientation > 8:
+        return decoded
+    color = _orient(decoded.color, orientation)
+    alpha = _orient(decoded.alpha, orientation) if decoded.alpha is not None else None
+    return DecodedImage(color, alpha, decoded.scale)
+
+
+def _to_device(arr: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host array -> tensor on device, in its compact dtype (one copy only if strides need it)."""
+    if arr.dtype == np.uint16:
+        arr = np.ascontiguousarray(arr).view(np.int16)
+        tensor = torch.from_numpy(arr).to(device).view(torch.uint16)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # read-only array: never written, converted below
+            tensor = torch.from_numpy(np.ascontiguousarray(arr))
+        tensor = tensor.to(device)
+    return tensor
+
+
+def to_tensors(
+    decoded: DecodedImage,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """IMAGE [1,H,W,3] and MASK [1,H,W] (1 - alpha; zeros of the image's size without alpha)."""
+    device = torch.device(device)
+    color = _to_device(decoded.color, device).to(dtype)
+    if decoded.scale != 1.0:
+        color = color.div_(decoded.scale)
+    if color.shape[2] == 1:
+        color = color.expand(-1, -1, 3)
+    image = color.unsqueeze(0).contiguous()
+    if decoded.alpha is None:
+        mask = torch.zeros((1, decoded.height, decoded.width), dtype=dtype, device=device)
+    else:
+        alpha = _to_device(decoded.alpha, device).to(dtype)
+        mask = alpha.div_(-decoded.scale).add_(1.0).unsqueeze(0)
+    return image, mask
