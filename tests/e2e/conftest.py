@@ -61,3 +61,13 @@ def input_folder(comfy_server: ComfyServer, test_name: str) -> Path:
 @pytest.fixture
 def output_folder(comfy_server: ComfyServer, test_name: str) -> Path:
     return comfy_server.output_dir / test_name
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[ComfyServer]:
+    """A separate server for tests that kill, restart or reconfigure it (not started yet)."""
+    server = ComfyServer(tmp_path / "base", with_fixture_pack=True)
+    try:
+        yield server
+    finally:
+        server.stop()
