@@ -13,16 +13,22 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from . import comfy_bridge as bridge
 from . import log
 from .batch_state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, StateStore
 from .file_listing import FileMatcher, ImageEntry, list_images
 from .image_decode import DecodedImage, DecodeError, decode_image
-from .queue_control import PromptTemplate, QueueError, build_payload, post_prompt
-from .queue_control import template_from_hidden_inputs, template_from_queue_item
+from .queue_control import (
+    PromptTemplate,
+    QueueError,
+    build_payload,
+    post_prompt,
+    template_from_hidden_inputs,
+    template_from_queue_item,
+)
 
 STOP_ON_ERROR, SKIP_ON_ERROR = "Stop on error", "Skip on error"
 CONTINUE, RESET = "Continue", "Reset"
@@ -74,7 +80,7 @@ class PromptRun:
 
 
 def describe_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -90,7 +96,7 @@ def classify_outcome(status: object) -> tuple[str, str]:
         return "lost", "the prompt disappeared from ComfyUI's history"
     if status.get("status_str") == "success":
         return "success", ""
-    for event, data in status.get("messages") or []:
+    for event, _ in status.get("messages") or []:
         if event == "execution_interrupted":
             return "interrupted", "cancelled"
     for event, data in status.get("messages") or []:

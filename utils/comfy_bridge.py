@@ -115,8 +115,8 @@ def execution_blocker() -> Any:
 
 def tensor_target() -> tuple[Any, Any]:
     """(device, dtype) of ComfyUI's tensor path: intermediate_device/dtype where they exist."""
-    import torch
     import comfy.model_management as mm
+    import torch
 
     device = mm.intermediate_device()
     dtype = mm.intermediate_dtype() if hasattr(mm, "intermediate_dtype") else torch.float32

@@ -9,8 +9,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 FILTER_PRESETS: dict[str, tuple[str, ...]] = {
     "All Images": ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"),
@@ -96,17 +96,14 @@ def _walk(root: str, recursive: bool) -> Iterator[tuple[str, os.DirEntry]]:
         rel_dir, abs_dir = stack.pop()
         try:
             st = os.stat(abs_dir)
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) in seen:
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        try:
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
             it = os.scandir(abs_dir)
         except OSError:
             if not rel_dir:
-                raise
-            continue
+                raise  # the batch folder itself: the caller reports it
+            continue  # an unreadable subfolder is skipped
         with it:
             for entry in it:
                 if entry.name.startswith("."):

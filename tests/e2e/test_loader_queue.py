@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import imagefiles as img
-from harness import ComfyClient, ComfyServer
+from harness import ComfyClient
 from helpers import batch_runs, png_workflow, saved_names
 from workflows import loader_to_saveimage
 

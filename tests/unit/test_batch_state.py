@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from batch_image_processing.utils.batch_state import BatchSettings, BatchState, StateStore, atomic_write_text
+from batch_image_processing.utils.file_listing import ImageEntry
+
+
+def settings(**changes: object) -> BatchSettings:
+    base = dict(node_id="7", directory="/data/photos", filter_preset="All Images", custom_pattern="",
+                include_subfolders=False, sort_by="Name (natural)")
+    base.update(changes)
+    return BatchSettings(**base)  # type: ignore[arg-type]
+
+
+def test_keys_separate_loaders_and_folders_and_are_file_safe() -> None:
+    keys = {settings().key, settings(node_id="8").key, settings(directory="/other").key,
+            settings(include_subfolders=True).key, settings(node_id="12:3").key}
+    assert len(keys) == 5
+    assert settings().key == settings().key
+    assert all(os.sep not in k and ":" not in k for k in keys)
+
+
+def test_state_round_trip_and_listing(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path / "state"))
+    assert store.load("nope") is None and store.all_states() == []
+    state = BatchState(key="k1", node_id="1", directory="/d", total=10, next_index=4, done=3,
+                       skipped=[{"file": "x.png", "reason": "empty"}])
+    store.save(state)
+    entries = [ImageEntry("a/1.png", 1.5), ImageEntry("b.png", 2.0)]
+    store.save_snapshot("k1", entries)
+    loaded = store.load("k1")
+    assert loaded is not None and loaded.to_dict() == state.to_dict()
+    assert store.load_snapshot("k1") == entries
+    assert [s.key for s in store.all_states()] == ["k1"]
+    assert store.delete("k1") and store.load("k1") is None and store.load_snapshot("k1") is None
+
+
+def test_corrupt_state_reads_as_missing(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path))
+    (tmp_path / "k.json").write_text("{not json")
+    assert store.load("k") is None
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    target = tmp_path / "s.json"
+    target.write_text("old")
+
+    with pytest.raises(TypeError):
+        atomic_write_text(str(target), 123)  # type: ignore[arg-type]
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"], "temporary file left behind"
+    atomic_write_text(str(target), "new")
+    assert target.read_text() == "new"
