@@ -151,6 +151,19 @@ class BatchController:
             self._snapshots[key] = snap
         return self._snapshots[key]
 
+    def is_batch_input(self, path: str) -> bool:
+        """True when path is one of the images of a batch this process knows (to warn before clobbering)."""
+        real = os.path.realpath(path)
+        with self._lock:
+            for key, entries in self._snapshots.items():
+                state = self._states.get(key)
+                if state is None:
+                    continue
+                rel = os.path.relpath(real, os.path.realpath(state.directory))
+                if not rel.startswith("..") and any(e.rel_path == rel.replace(os.sep, "/") for e in entries):
+                    return True
+        return False
+
     # ----- what kind of prompt is this -------------------------------------------------------
     def _is_alive(self, prompt_id: str) -> bool:
         if prompt_id in self._runs:

@@ -100,6 +100,12 @@ def output_directory() -> str:
     return folder_paths.get_output_directory()
 
 
+def temp_directory() -> str:
+    import folder_paths
+
+    return folder_paths.get_temp_directory()
+
+
 def metadata_disabled() -> bool:
     from comfy.cli_args import args
 

@@ -33,3 +33,19 @@ def loader_to_saveimage(directory: str, subfolder: str, sleep: float = 0.0,
                    "inputs": {"string_a": f"{subfolder}/", "string_b": ["1", 3], "delimiter": ""}}
     prompt["4"] = {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": ["3", 0]}}
     return prompt
+
+
+def saver_node(images: list, output_directory: str, **inputs: Any) -> dict:
+    base = {"images": images, "output_directory": output_directory, "filename": ["1", 2],
+            "relative_path": ["1", 4]}
+    base.update(inputs)
+    return {"class_type": "BatchImageSaver", "inputs": base}
+
+
+def loader_to_saver(directory: str, output_directory: str, loader: dict | None = None, **saver: Any) -> dict:
+    """loader -> ImageInvert -> Batch Image Saver (FILENAME and RELATIVE_PATH linked)."""
+    return {
+        "1": loader_node(directory, **(loader or {})),
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": saver_node(["2", 0], output_directory, **saver),
+    }

@@ -1,0 +1,155 @@
+"""Batch Image Saver: each result under the input's own name and subfolder, never clobbering."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+
+from ..utils import comfy_bridge as bridge
+from ..utils import log
+from ..utils.batch_controller import controller
+from ..utils.image_encode import encode, to_pixels, workflow_metadata
+from ..utils.paths import resolve_folder
+from ..utils.safe_write import ADD_NUMBER, OVERWRITE, OVERWRITE_MODES, write_atomically
+from ..utils.save_naming import (
+    DEFAULT_STEM,
+    FILE_FORMATS,
+    NumberAllocator,
+    UnsafePathError,
+    build_name,
+    clean_relative_path,
+    format_of_extension,
+    output_extension,
+    split_filename,
+    target_path,
+)
+from ..utils.ui_preview import preview_entry
+
+_numbers = NumberAllocator()
+
+
+class BatchImageSaver:
+    """Saves images under the loader's file names, mirroring subfolders, with the workflow embedded."""
+
+    CATEGORY = "image/batch"
+    DESCRIPTION = (
+        "Saves each image under its input's name (link FILENAME and RELATIVE_PATH from Batch Image Loader), "
+        "in the same subfolders, as PNG/JPEG/WebP/TIFF. Writes are atomic and never overwrite a file "
+        "unless overwrite_mode says so."
+    )
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("IMAGE", "SAVED_PATH")
+    OUTPUT_TOOLTIPS = (
+        "The input images, unchanged.",
+        "Absolute path of the saved file (one line per image for a batch of several).",
+    )
+    FUNCTION = "save_images"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The images to save."}),
+                "output_directory": ("STRING", {
+                    "default": "",
+                    "tooltip": "Empty: ComfyUI's output folder. Relative: a folder inside it. "
+                    "Absolute: that folder (created when missing).",
+                }),
+                "filename": ("STRING", {
+                    "default": "",
+                    "tooltip": "Link the loader's FILENAME here to keep each input's name. "
+                    "Empty: numbered names (image_1, image_2, ...).",
+                }),
+            },
+            "optional": {
+                "relative_path": ("STRING", {
+                    "default": "",
+                    "tooltip": "Link the loader's RELATIVE_PATH here to mirror the input's subfolders. "
+                    "'..' and absolute parts are ignored: files always stay inside output_directory.",
+                }),
+                "filename_prefix": ("STRING", {"default": "", "tooltip": "Text put before each file name."}),
+                "filename_suffix": ("STRING", {"default": "", "tooltip": "Text put after each file name, "
+                                                                          "before the extension."}),
+                "file_format": (list(FILE_FORMATS), {
+                    "default": "png",
+                    "tooltip": "same as input keeps the input's format (BMP and GIF inputs are saved as PNG).",
+                }),
+                "quality": ("INT", {
+                    "default": 95, "min": 1, "max": 100, "step": 1,
+                    "tooltip": "JPEG/WebP quality. 100 on WebP means lossless.",
+                }),
+                "bit_depth": (["8", "16"], {
+                    "default": "8",
+                    "tooltip": "Bits per channel for PNG and TIFF. 16 keeps the full precision of the IMAGE "
+                    "(e.g. of a 16-bit input). JPEG and WebP are always 8-bit.",
+                }),
+                "overwrite_mode": (list(OVERWRITE_MODES), {
+                    "default": ADD_NUMBER,
+                    "tooltip": "When the file exists: Add number (name_1, name_2, ...), Skip existing (leave it "
+                    "untouched, output its path), or Overwrite (replace it).",
+                }),
+                "embed_workflow": ("BOOLEAN", {
+                    "default": True,
+                    "tooltip": "Embed the prompt and workflow (PNG text / WebP EXIF) like SaveImage, so the file "
+                    "can be dropped onto ComfyUI. ComfyUI's --disable-metadata turns this off.",
+                }),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
+        }
+
+    def save_images(
+        self,
+        images: torch.Tensor,
+        output_directory: str,
+        filename: str,
+        relative_path: str = "",
+        filename_prefix: str = "",
+        filename_suffix: str = "",
+        file_format: str = "png",
+        quality: int = 95,
+        bit_depth: str = "8",
+        overwrite_mode: str = ADD_NUMBER,
+        embed_workflow: bool = True,
+        prompt: dict | None = None,
+        extra_pnginfo: dict | None = None,
+    ) -> dict[str, Any]:
+        root = resolve_folder(output_directory, bridge.output_directory())
+        stem, input_ext = split_filename(filename)
+        extension = output_extension(file_format, input_ext)
+        fmt = format_of_extension(extension) if file_format == "same as input" else file_format
+        depth = 16 if bit_depth == "16" and fmt in ("png", "tiff") else 8
+        subdir = clean_relative_path(relative_path)
+        metadata = {}
+        if embed_workflow and not bridge.metadata_disabled():
+            metadata = workflow_metadata(prompt, extra_pnginfo)
+        count = int(images.shape[0])
+        saved, previews = [], []
+        for i in range(count):
+            name = build_name(stem or DEFAULT_STEM, filename_prefix, filename_suffix,
+                              i if count > 1 else None, extension)
+            try:
+                path = target_path(root, subdir, name)
+            except UnsafePathError as exc:
+                raise RuntimeError(f"Batch Image Saver: {exc}") from None
+            if stem:
+                target, mode, others = path, overwrite_mode, _numbers.candidates(path)
+            else:  # no file name given: numbered names, never overwriting
+                numbered = _numbers.candidates(path)
+                target, mode, others = next(numbered), ADD_NUMBER, numbered
+            if mode == OVERWRITE and controller().is_batch_input(target):
+                log.warning("overwriting the input file '%s' (overwrite_mode is Overwrite)", target)
+            pixels = to_pixels(images[i], depth)
+            try:
+                final, written = write_atomically(
+                    target, partial(encode, pixels=pixels, file_format=fmt, quality=int(quality),
+                                    metadata=metadata), mode, others)
+            except OSError as exc:
+                raise RuntimeError(f"Batch Image Saver: cannot write '{target}': {exc.strerror or exc}") from None
+            if not written:
+                log.info("kept existing '%s' (overwrite_mode: Skip existing)", final)
+            saved.append(final)
+            previews.append(preview_entry(final, pixels))
+        return {"ui": {"images": previews}, "result": (images, "\n".join(saved))}

@@ -1,0 +1,61 @@
+"""Write a file so that a crash never leaves half an image under a real name, and an existing
+file is replaced only when the user asked for it."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from typing import BinaryIO
+
+ADD_NUMBER, SKIP_EXISTING, OVERWRITE = "Add number", "Skip existing", "Overwrite"
+OVERWRITE_MODES = (ADD_NUMBER, SKIP_EXISTING, OVERWRITE)
+
+
+def _claim(tmp: str, candidate: str) -> bool:
+    """Give the finished temporary file the name candidate unless that name exists (atomic)."""
+    try:
+        os.link(tmp, candidate)  # fails if candidate exists: no check-then-write race
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # file systems without hard links
+        if os.path.lexists(candidate):
+            return False
+        os.replace(tmp, candidate)
+        return True
+
+
+def write_atomically(
+    target: str,
+    write: Callable[[BinaryIO], None],
+    mode: str,
+    alternatives: Iterable[str] = (),
+) -> tuple[str, bool]:
+    """Write via a temporary file in the target's folder; returns (path, written).
+
+    mode Overwrite replaces target; Skip existing leaves an existing target untouched and
+    returns it; Add number takes target, or the first free name of alternatives.
+    """
+    if mode not in OVERWRITE_MODES:
+        raise ValueError(f"overwrite_mode {mode!r} is not one of: {', '.join(OVERWRITE_MODES)}")
+    if mode == SKIP_EXISTING and os.path.lexists(target):
+        return target, False
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)[:50]}.", suffix=".partial", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        if mode == OVERWRITE:
+            os.replace(tmp, target)
+            return target, True
+        candidates = [target] if mode == SKIP_EXISTING else itertools.chain([target], alternatives)
+        for candidate in candidates:
+            if _claim(tmp, candidate):
+                return candidate, True
+        return target, False  # Skip existing, and the file appeared while we encoded
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)

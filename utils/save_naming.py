@@ -1,0 +1,121 @@
+"""Where a result goes: names built from the input's name, made safe, never outside the folder.
+
+Everything a workflow can feed into a name (file name, relative path, prefix, suffix) is
+cleaned here: no `..`, no absolute parts, no drive letters, no separators inside a
+component, no NUL or control characters, no names Windows refuses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+FILE_FORMATS = ("same as input", "png", "jpg", "webp", "tiff")
+FORMAT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tiff"}
+# Input extensions that "same as input" keeps; the rest are written as PNG (see input_format).
+_SAME_AS_INPUT = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tiff", ".tiff": "tiff"}
+DEFAULT_STEM = "image"
+
+_ILLEGAL = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$", re.IGNORECASE)
+MAX_COMPONENT = 200  # bytes-ish; leaves room for suffixes within common 255-byte limits
+
+
+class UnsafePathError(ValueError):
+    """A name would leave the output folder; the message says which input."""
+
+
+def clean_component(text: str) -> str:
+    """One safe path component: illegal characters become '_', Windows' quirks are avoided."""
+    text = _ILLEGAL.sub("_", text or "")
+    text = text.strip().strip(". ")  # no hidden files, no trailing dots Windows would drop
+    if text in ("", ".", ".."):
+        return ""
+    if _RESERVED.match(text):
+        text = "_" + text
+    return text[:MAX_COMPONENT]
+
+
+def _parts(text: str) -> list[str]:
+    text = (text or "").replace("\x00", "")
+    text = _DRIVE.sub("", text.strip())
+    return [p for p in re.split(r"[\\/]+", text) if p not in ("", ".")]
+
+
+def clean_relative_path(relative_path: str) -> str:
+    """Subfolder path with '/' separators; '..', absolute parts and drive letters are dropped."""
+    parts = [clean_component(p) for p in _parts(relative_path) if p != ".."]
+    return "/".join(p for p in parts if p)
+
+
+def split_filename(filename: str) -> tuple[str, str]:
+    """(stem, extension) of the last component of filename, both cleaned; ('', '') when empty."""
+    parts = [p for p in _parts(filename) if p != ".."]
+    if not parts:
+        return "", ""
+    stem, ext = os.path.splitext(parts[-1])
+    if not stem and ext:  # ".png" or ".hidden": a name, not an extension
+        stem, ext = ext, ""
+    return clean_component(stem), ext.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", ext) else ""
+
+
+def input_format(extension: str) -> str:
+    """The format "same as input" writes for an input extension (BMP/GIF/unknown -> PNG)."""
+    return _SAME_AS_INPUT.get(extension.lower(), "png")
+
+
+def output_extension(file_format: str, input_extension: str) -> str:
+    if file_format == "same as input":
+        fmt = input_format(input_extension)
+        return input_extension if _SAME_AS_INPUT.get(input_extension) == fmt else FORMAT_EXTENSIONS[fmt]
+    return FORMAT_EXTENSIONS[file_format]
+
+
+def format_of_extension(extension: str) -> str:
+    return _SAME_AS_INPUT.get(extension, "png")
+
+
+def build_name(stem: str, prefix: str, suffix: str, batch_index: int | None, extension: str) -> str:
+    """prefix + stem + suffix (+ _0001 for the i-th image of a batch) + extension."""
+    name = f"{clean_component(prefix)}{stem}{clean_component(suffix)}"
+    if batch_index is not None:
+        name += f"_{batch_index + 1:04d}"
+    return clean_component(name) + extension
+
+
+def target_path(root: str, relative_dir: str, name: str) -> str:
+    """Absolute path of name in root/relative_dir; refuses anything that resolves outside root."""
+    root_real = os.path.realpath(root)
+    path = os.path.join(root_real, *relative_dir.split("/"), name) if relative_dir else os.path.join(root_real, name)
+    resolved = os.path.realpath(path)
+    if os.path.commonpath([resolved, root_real]) != root_real or resolved == root_real:
+        raise UnsafePathError(
+            f"Refusing to save '{name}' under '{relative_dir}': it resolves to '{resolved}', outside the "
+            f"output folder '{root_real}' (check filename, relative_path, filename_prefix, filename_suffix)."
+        )
+    return path
+
+
+def numbered_candidate(path: str, number: int) -> str:
+    stem, ext = os.path.splitext(path)
+    return f"{stem}_{number}{ext}"
+
+
+class NumberAllocator:
+    """Remembers the last number used per target, so Add number never rescans a folder."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def candidates(self, path: str):
+        """Yield path_1, path_2, ... starting after the last number handed out for path."""
+        with self._lock:
+            number = self._last.get(path, 0)
+        while True:
+            number += 1
+            with self._lock:
+                self._last[path] = max(self._last.get(path, 0), number)
+            yield numbered_candidate(path, number)
