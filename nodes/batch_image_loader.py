@@ -16,7 +16,6 @@ from ..utils.batch_controller import (
 )
 from ..utils.batch_state import BatchSettings
 from ..utils.file_listing import DEFAULT_CUSTOM_PATTERN, FILTER_PRESETS, SORT_MODES, FileMatcher, has_any_image
-from ..utils.image_decode import to_tensors
 from ..utils.paths import resolve_folder
 
 OUTPUTS = (
@@ -170,17 +169,17 @@ class BatchImageLoader:
         unique_id: Any = None,
     ) -> tuple:
         settings = _settings(unique_id, directory, filter_preset, custom_pattern, include_subfolders, sort_by)
+        device, dtype = bridge.tensor_target()
         try:
             loaded = controller().load_next(
-                settings, iteration_mode, error_handling, int(start_index), prompt, extra_pnginfo
+                settings, iteration_mode, error_handling, int(start_index), prompt, extra_pnginfo, device, dtype
             )
         except (BatchError, OSError) as exc:
             raise RuntimeError(f"Batch Image Loader: {exc}") from None
         if loaded is None:
             blocker = bridge.execution_blocker()
             return tuple(blocker for _ in OUTPUTS)
-        device, dtype = bridge.tensor_target()
-        image, mask = to_tensors(loaded.decoded, device, dtype)
+        image, mask = loaded.image.tensors(device, dtype)
         entry = loaded.entry
         return (
             image,

@@ -15,12 +15,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import comfy_bridge as bridge
 from . import log
 from .batch_state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, StateStore
 from .file_listing import FileMatcher, ImageEntry, list_images
-from .image_decode import DecodedImage, DecodeError, decode_image
+from .image_decode import DecodeError
+from .prefetch import Prefetcher, PreparedImage, prepare
 from .queue_control import (
     PromptTemplate,
     QueueError,
@@ -52,7 +54,7 @@ class LoadedImage:
     full_path: str
     index: int
     total: int
-    decoded: DecodedImage
+    image: PreparedImage
 
     @property
     def is_last(self) -> bool:
@@ -112,20 +114,23 @@ class BatchController:
     def __init__(
         self,
         store_factory: Callable[[], StateStore] | None = None,
-        decoder: Callable[[str], DecodedImage] = decode_image,
+        prepare_fn: Callable[..., PreparedImage] = prepare,
     ) -> None:
         self._lock = threading.RLock()
         self._store_factory = store_factory or (
             lambda: StateStore(os.path.join(bridge.user_directory(), "batch_image_processing"))
         )
         self._store: StateStore | None = None
-        self._decode = decoder
+        self._prepare = prepare_fn
+        self._prefetcher = Prefetcher(prepare_fn)
+        self._target: tuple[Any, Any] = (None, None)  # device, dtype of the tensors to build
         self._states: dict[str, BatchState] = {}
         self._snapshots: dict[str, list[ImageEntry]] = {}
         self._runs: dict[str, PromptRun] = {}  # prompt id -> loaders running in it
         self._continuations: dict[str, frozenset[str]] = {}  # prompt ids we queued -> batch keys
         self._in_flight: dict[str, str] = {}  # batch key -> prompt id running or queued for it
         self._stale: dict[str, set[str]] = {}  # batch key -> prompts queued while it ran
+        self._posting: set[str] = set()  # continuations being POSTed right now (not in the queue yet)
         self._stop_requested: set[str] = set()
 
     # ----- state -------------------------------------------------------------------------
@@ -166,7 +171,7 @@ class BatchController:
 
     # ----- what kind of prompt is this -------------------------------------------------------
     def _is_alive(self, prompt_id: str) -> bool:
-        if prompt_id in self._runs:
+        if prompt_id in self._runs or prompt_id in self._posting:
             return True
         running, pending = bridge.queued_prompt_ids()
         return prompt_id in running or prompt_id in pending
@@ -198,6 +203,8 @@ class BatchController:
         start_index: int,
         prompt: dict | None,
         extra_pnginfo: dict | None,
+        device: Any = None,
+        dtype: Any = None,
     ) -> LoadedImage | None:
         """The image this prompt should process, or None when it must do nothing.
 
@@ -209,6 +216,7 @@ class BatchController:
             raise BatchError("Batch Image Loader could not find the id of the running prompt.")
         key = settings.key
         with self._lock:
+            self._target = (device, dtype)
             is_continuation = key in self._continuations.get(prompt_id, ())
             if not is_continuation and self._is_duplicate(prompt_id, key):
                 self._warn_duplicate(settings, prompt_id)
@@ -226,6 +234,7 @@ class BatchController:
             run.loaders.append(LoaderRun(settings, loaded.index, loaded.entry.rel_path, error_policy))
             self._in_flight[key] = prompt_id
             state.current_file = loaded.entry.rel_path
+            self._prefetch_after(settings, entries, loaded.index)
             log.info(
                 "node %s: image %d/%d %s",
                 settings.node_id, loaded.index + 1, loaded.total, loaded.entry.rel_path,
@@ -237,6 +246,7 @@ class BatchController:
         key = settings.key
         self._stop_requested.discard(key)
         self._stale.pop(key, None)
+        self._prefetcher.discard(key)
         state, entries = self._state(key), self._snapshot(key)
         resumable = (
             mode == CONTINUE
@@ -296,7 +306,9 @@ class BatchController:
             entry = entries[state.next_index]
             full_path = os.path.join(settings.directory, *entry.rel_path.split("/"))
             try:
-                decoded = self._decode(full_path)
+                prepared = self._prefetcher.take(state.key, state.next_index, full_path)
+                if prepared is None:
+                    prepared = self._prepare(full_path, *self._target)
             except DecodeError as exc:
                 if error_policy != SKIP_ON_ERROR:
                     run.ends_chain = True
@@ -307,12 +319,18 @@ class BatchController:
                 state.next_index += 1
                 self.store.save(state)
                 continue
-            return LoadedImage(entry, full_path, state.next_index, len(entries), decoded)
+            return LoadedImage(entry, full_path, state.next_index, len(entries), prepared)
         # Everything left was unreadable: the batch is over, nothing to process in this run.
         run.ends_chain = True
         self._finish(state, COMPLETE)
         self._end_chain(state.key)
         return None
+
+    def _prefetch_after(self, settings: BatchSettings, entries: list[ImageEntry], index: int) -> None:
+        if index + 1 < len(entries):
+            nxt = entries[index + 1]
+            path = os.path.join(settings.directory, *nxt.rel_path.split("/"))
+            self._prefetcher.schedule(settings.key, index + 1, path, *self._target)
 
     def _warn_duplicate(self, settings: BatchSettings, prompt_id: str) -> None:
         state = self._state(settings.key)
@@ -422,6 +440,7 @@ class BatchController:
         next_id = str(uuid.uuid4())
         keys = frozenset(loader.settings.key for loader in run.loaders)
         self._continuations[next_id] = keys
+        self._posting.add(next_id)
         for key in keys:
             self._in_flight[key] = next_id
             self.store.save(self._states[key])
@@ -436,6 +455,9 @@ class BatchController:
             with self._lock:
                 for key in self._continuations.pop(next_id, frozenset()):
                     self._stop(key, str(exc))
+        finally:
+            with self._lock:
+                self._posting.discard(next_id)
 
     def _stop(self, key: str, reason: str) -> None:
         state = self._state(key)
@@ -447,6 +469,7 @@ class BatchController:
     def _end_chain(self, key: str) -> None:
         """No more prompts for this batch; prompts already queued by the user must do nothing."""
         self._in_flight.pop(key, None)
+        self._prefetcher.discard(key)
         self._stop_requested.discard(key)
         try:
             _, pending = bridge.queued_prompt_ids()
