@@ -130,16 +130,71 @@ def _png_is_16bit_colour(head: bytes) -> bool:
     )
 
 
-def _decode_png16(path: str) -> DecodedImage:
-    """16-bit RGB(A) PNG through torchvision's libpng decoder, which keeps all 16 bits."""
-    from torchvision.io import ImageReadMode, decode_png
+def _torchvision_io():
+    """torchvision's libpng/libjpeg decoders (deprecated upstream, so optional: None when gone)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from torchvision.io import ImageReadMode, decode_jpeg, decode_png
+        except ImportError:
+            return None
+    return ImageReadMode, decode_jpeg, decode_png
 
+
+def _read_tensor(path: str) -> torch.Tensor:
     with open(path, "rb") as fh:
-        data = bytearray(fh.read())
-    chw = decode_png(torch.frombuffer(data, dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
-    hwc = chw.permute(1, 2, 0).contiguous().view(torch.int16).numpy().view(np.uint16)
+        return torch.frombuffer(bytearray(fh.read()), dtype=torch.uint8)
+
+
+def _hwc_numpy(chw: torch.Tensor) -> np.ndarray:
+    """CHW tensor from torchvision -> HxWxC numpy array (no copy when the memory is already HWC)."""
+    hwc = chw.permute(1, 2, 0)
+    if chw.dtype == torch.uint16:  # numpy has uint16, torch cannot hand it over: go through int16
+        return hwc.view(torch.int16).numpy().view(np.uint16)
+    return hwc.numpy()
+
+
+def _decode_png16(path: str) -> DecodedImage | None:
+    """16-bit RGB(A) PNG through libpng, which keeps all 16 bits (Pillow reduces them to 8)."""
+    tv = _torchvision_io()
+    if tv is None:
+        return None
+    mode, _, decode_png = tv
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            hwc = _hwc_numpy(decode_png(_read_tensor(path), mode=mode.UNCHANGED))
+        except RuntimeError:
+            return None  # let Pillow decode it and report the problem
     alpha = hwc[..., 3] if hwc.shape[2] == 4 else None
     return DecodedImage(hwc[..., :3], alpha, 65535.0)
+
+
+def _decode_jpeg(path: str) -> DecodedImage | None:
+    """RGB/gray JPEG through libjpeg-turbo straight into a tensor: same pixels as Pillow, without
+    Pillow's extra full-size copy out of its image memory."""
+    tv = _torchvision_io()
+    if tv is None:
+        return None
+    mode, decode_jpeg, _ = tv
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            hwc = _hwc_numpy(decode_jpeg(_read_tensor(path), mode=mode.UNCHANGED))
+        except RuntimeError:
+            return None  # truncated or unusual: Pillow decodes it or names the problem
+    return DecodedImage(hwc, None, 255.0) if hwc.shape[2] in (1, 3) else None
+
+
+def _fast_decode(path: str, img: Image.Image) -> DecodedImage | None:
+    """A decoder that beats Pillow for this file (JPEG) or keeps more bits (16-bit RGB PNG)."""
+    if img.format == "JPEG" and img.mode in ("RGB", "L"):
+        return _decode_jpeg(path)
+    if img.format == "PNG":
+        with open(path, "rb") as fh:
+            if _png_is_16bit_colour(fh.read(26)):
+                return _decode_png16(path)
+    return None
 
 
 def decode_image(path: str) -> DecodedImage:
@@ -166,13 +221,9 @@ def decode_image(path: str) -> DecodedImage:
                         "to load it",
                     )
                 orientation = int(img.getexif().get(0x0112, 1) or 1)
-                fmt = img.format
-                if fmt == "PNG":
-                    with open(path, "rb") as fh:
-                        head = fh.read(26)
-                    if _png_is_16bit_colour(head):
-                        decoded = _decode_png16(path)
-                        return _oriented(decoded, orientation)
+                fast = _fast_decode(path, img)
+                if fast is not None:
+                    return _oriented(fast, orientation)
                 img.seek(0)  # multi-frame files (GIF, WebP, MPO, TIFF): the first frame
                 img.load()
                 decoded = _split(img)
@@ -197,17 +248,40 @@ def _oriented(decoded: DecodedImage, orientation: int) -> DecodedImage:
     return DecodedImage(color, alpha, decoded.scale)
 
 
-def _to_device(arr: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Host array -> tensor on device, in its compact dtype (one copy only if strides need it)."""
-    if arr.dtype == np.uint16:
-        arr = np.ascontiguousarray(arr).view(np.int16)
-        tensor = torch.from_numpy(arr).to(device).view(torch.uint16)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # read-only array: never written, converted below
-            tensor = torch.from_numpy(np.ascontiguousarray(arr))
-        tensor = tensor.to(device)
-    return tensor
+_NUMPY_FLOATS = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
+
+
+def _compact_tensor(arr: np.ndarray) -> torch.Tensor:
+    """Zero-copy tensor view of a host array in its compact dtype (uint8, uint16 or float32)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # read-only arrays: never written, only converted
+        if arr.dtype == np.uint16:
+            return torch.from_numpy(arr.view(np.int16)).view(torch.uint16)
+        return torch.from_numpy(arr)
+
+
+def _host_empty(shape: tuple[int, ...], dtype: torch.dtype, zero: bool = False) -> torch.Tensor | None:
+    """Host tensor allocated by numpy: its allocator asks Linux for huge pages, which makes
+    filling a fresh full-size float image about 3x faster than torch's allocator; np.zeros
+    gets pre-zeroed pages for free. None for dtypes numpy lacks (bfloat16)."""
+    np_dtype = _NUMPY_FLOATS.get(dtype)
+    if np_dtype is None:
+        return None
+    return torch.from_numpy((np.zeros if zero else np.empty)(shape, np_dtype))
+
+
+def _convert(
+    compact: torch.Tensor, scale: float, device: torch.device, dtype: torch.dtype, shape: tuple[int, ...]
+) -> torch.Tensor:
+    """Compact pixels -> float tensor of shape on device: moved first (a quarter of the bytes of
+    float32), then converted and scaled there in one write of the full-size result. A gray
+    source (one channel) is broadcast to RGB by the same write."""
+    source = compact if device.type == "cpu" else compact.to(device)
+    out = _host_empty(shape, dtype) if device.type == "cpu" else None
+    if out is None:
+        out = torch.empty(shape, dtype=dtype, device=device)
+    out.copy_(source.expand(shape))
+    return out.div_(scale) if scale != 1.0 else out
 
 
 def to_tensors(
@@ -217,15 +291,16 @@ def to_tensors(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """IMAGE [1,H,W,3] and MASK [1,H,W] (1 - alpha; zeros of the image's size without alpha)."""
     device = torch.device(device)
-    color = _to_device(decoded.color, device).to(dtype)
-    if decoded.scale != 1.0:
-        color = color.div_(decoded.scale)
-    if color.shape[2] == 1:
-        color = color.expand(-1, -1, 3)
-    image = color.unsqueeze(0).contiguous()
+    color = decoded.color
+    if color.strides[-1] < 0 or color.strides[0] < 0 or color.strides[1] < 0:
+        color = np.ascontiguousarray(color)  # flipped by EXIF orientation: torch needs positive strides
+    shape = (1, decoded.height, decoded.width)
+    image = _convert(_compact_tensor(color), decoded.scale, device, dtype, (*shape[1:], 3)).unsqueeze(0)
     if decoded.alpha is None:
-        mask = torch.zeros((1, decoded.height, decoded.width), dtype=dtype, device=device)
-    else:
-        alpha = _to_device(decoded.alpha, device).to(dtype)
-        mask = alpha.div_(-decoded.scale).add_(1.0).unsqueeze(0)
-    return image, mask
+        mask = _host_empty(shape, dtype, zero=True) if device.type == "cpu" else None
+        if mask is None:
+            mask = torch.zeros(shape, dtype=dtype, device=device)
+        return image, mask
+    alpha = np.ascontiguousarray(decoded.alpha)
+    mask = _convert(_compact_tensor(alpha), decoded.scale, device, dtype, shape[1:])
+    return image, mask.neg_().add_(1.0).unsqueeze(0)
