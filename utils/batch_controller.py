@@ -38,7 +38,7 @@ CONTINUE, RESET = "Continue", "Reset"
 # How often the watcher looks at ComfyUI's history for the end of a prompt. The history
 # check is a dict lookup under the queue's lock, so polling this often costs nothing
 # measurable and keeps the gap between two images at a few milliseconds.
-POLL_FAST_S, POLL_SLOW_S, FAST_PHASE_S = 0.002, 0.005, 2.0
+POLL_FAST_S, POLL_SLOW_S, FAST_PHASE_S = 0.001, 0.005, 2.0
 LIVENESS_CHECK_S = 0.5
 
 
@@ -128,6 +128,7 @@ class BatchController:
         self._snapshots: dict[str, list[ImageEntry]] = {}
         self._runs: dict[str, PromptRun] = {}  # prompt id -> loaders running in it
         self._continuations: dict[str, frozenset[str]] = {}  # prompt ids we queued -> batch keys
+        self._templates: dict[str, PromptTemplate] = {}  # prompt ids we queued -> what they were built from
         self._in_flight: dict[str, str] = {}  # batch key -> prompt id running or queued for it
         self._stale: dict[str, set[str]] = {}  # batch key -> prompts queued while it ran
         self._posting: set[str] = set()  # continuations being POSTed right now (not in the queue yet)
@@ -343,13 +344,14 @@ class BatchController:
 
     # ----- watching a prompt to its end --------------------------------------------------------
     def _start_prompt_run(self, prompt_id: str, prompt: dict | None, extra_pnginfo: dict | None) -> PromptRun:
-        item = bridge.running_item(prompt_id)
+        # A continuation is the same prompt again: reuse its template instead of copying the
+        # (possibly large) prompt and workflow once more for every image.
+        template = self._templates.pop(prompt_id, None)
+        item = bridge.running_item(prompt_id) if template is None else None
         if item is not None:
             template = template_from_queue_item(item)
-        elif prompt:
+        elif template is None and prompt:
             template = template_from_hidden_inputs(prompt, extra_pnginfo, bridge.current_client_id())
-        else:
-            template = None
         run = PromptRun(prompt_id, template)
         self._runs[prompt_id] = run
         threading.Thread(
@@ -389,6 +391,7 @@ class BatchController:
     def _after_prompt(self, run: PromptRun, outcome: str, message: str) -> tuple[PromptTemplate, str] | None:
         """Record what the finished prompt did; returns (template, prompt id) to queue next, if any."""
         self._continuations.pop(run.prompt_id, None)
+        self._templates.pop(run.prompt_id, None)
         go_on = bool(run.loaders) and not run.ends_chain
         for loader in run.loaders:
             state = self._state(loader.settings.key)
@@ -440,24 +443,32 @@ class BatchController:
         next_id = str(uuid.uuid4())
         keys = frozenset(loader.settings.key for loader in run.loaders)
         self._continuations[next_id] = keys
+        assert run.template is not None
+        self._templates[next_id] = run.template
         self._posting.add(next_id)
         for key in keys:
             self._in_flight[key] = next_id
-            self.store.save(self._states[key])
         return next_id
 
     def _post_continuation(self, template: PromptTemplate, next_id: str) -> None:
-        """POST without holding the lock: the server's own thread answers it (and our routes)."""
+        """POST without holding the lock: the server's own thread answers it (and our routes).
+
+        The progress is written to disk right after the POST, off the gap between two images;
+        a crash in between costs at most a redo of the image that just finished.
+        """
         try:
             post_prompt(bridge.own_url() + "/prompt", build_payload(template, next_id))
         except QueueError as exc:
             log.error("%s. The batch stopped.", exc)
             with self._lock:
+                self._templates.pop(next_id, None)
                 for key in self._continuations.pop(next_id, frozenset()):
                     self._stop(key, str(exc))
         finally:
             with self._lock:
                 self._posting.discard(next_id)
+                for key in self._continuations.get(next_id, frozenset()):
+                    self.store.save(self._states[key])
 
     def _stop(self, key: str, reason: str) -> None:
         state = self._state(key)

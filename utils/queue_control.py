@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import log
 from .server_url import loopback_ssl_context
 
 # extra_data keys that ComfyUI sets itself on every POST; everything else is carried over.
@@ -132,5 +133,6 @@ def post_prompt(
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
             last_error = exc
         if attempt < retries:
+            log.warning("queueing the next image failed (%s); retrying", last_error)
             sleep(backoff * (2**attempt))
     raise QueueError(f"Could not reach ComfyUI at {url} after {retries + 1} tries: {last_error}")
