@@ -151,7 +151,11 @@ class BatchImageLoader:
         include_subfolders: bool = False,
         sort_by: str = SORT_MODES[0],
     ) -> bool | str:
-        # Runs on every queued prompt (ours too): stops at the first matching file.
+        # Runs on the server thread for every queued prompt, the batch's own continuations too:
+        # those skip the scan; a new batch's scan stops at the first matching file.
+        folder = resolve_folder(directory, bridge.input_directory()) if (directory or "").strip() else ""
+        if folder and controller().is_running(folder, filter_preset, custom_pattern, include_subfolders, sort_by):
+            return True
         return folder_problem(directory, filter_preset, custom_pattern, include_subfolders, sort_by) or True
 
     def load_image(

@@ -133,6 +133,9 @@ class BatchController:
         self._stale: dict[str, set[str]] = {}  # batch key -> prompts queued while it ran
         self._posting: set[str] = set()  # continuations being POSTed right now (not in the queue yet)
         self._stop_requested: set[str] = set()
+        self._settings: dict[str, BatchSettings] = {}  # batch key -> what its loader asked for
+        self._watch_wakeup = threading.Condition(self._lock)
+        self._watcher: threading.Thread | None = None
 
     # ----- state -------------------------------------------------------------------------
     @property
@@ -156,6 +159,18 @@ class BatchController:
                 return None
             self._snapshots[key] = snap
         return self._snapshots[key]
+
+    def is_running(self, directory: str, filter_preset: str, custom_pattern: str, include_subfolders: bool,
+                   sort_by: str) -> bool:
+        """True when a batch with these settings is going: validation of its next prompt can skip the scan."""
+        wanted = (directory, filter_preset, custom_pattern if filter_preset == "Custom" else "",
+                  bool(include_subfolders), sort_by)
+        with self._lock:
+            for key in self._in_flight:
+                s = self._settings.get(key)
+                if s and (s.directory, s.filter_preset, s.custom_pattern, s.include_subfolders, s.sort_by) == wanted:
+                    return True
+        return False
 
     def is_batch_input(self, path: str) -> bool:
         """True when path is one of the images of a batch this process knows (to warn before clobbering)."""
@@ -210,7 +225,8 @@ class BatchController:
         """The image this prompt should process, or None when it must do nothing.
 
         None means: a duplicate run of a batch that is already going, or a batch whose
-        remaining files were all unreadable and skipped.
+        remaining files were all unreadable and skipped. Listing and decoding happen outside
+        the lock, so validation and the HTTP routes never wait for them.
         """
         prompt_id = bridge.current_prompt_id()
         if not prompt_id:
@@ -218,6 +234,7 @@ class BatchController:
         key = settings.key
         with self._lock:
             self._target = (device, dtype)
+            self._settings[key] = settings
             is_continuation = key in self._continuations.get(prompt_id, ())
             if not is_continuation and self._is_duplicate(prompt_id, key):
                 self._warn_duplicate(settings, prompt_id)
@@ -227,43 +244,45 @@ class BatchController:
                 if state is None or entries is None:
                     raise BatchError(f"The saved state of the batch on '{settings.directory}' is gone.")
             else:
-                state, entries = self._begin(settings, iteration_mode, start_index)
+                state, entries = self._resume(settings, iteration_mode)
             run = self._runs.get(prompt_id) or self._start_prompt_run(prompt_id, prompt, extra_pnginfo)
-            loaded = self._pick_image(settings, state, entries, error_policy, run)
-            if loaded is None:
-                return None
+        if state is None or entries is None:
+            state, entries = self._start_batch(settings, start_index)
+        loaded = self._pick_image(settings, state, entries, error_policy, run)
+        if loaded is None:
+            return None
+        with self._lock:
             run.loaders.append(LoaderRun(settings, loaded.index, loaded.entry.rel_path, error_policy))
             self._in_flight[key] = prompt_id
             state.current_file = loaded.entry.rel_path
             self._prefetch_after(settings, entries, loaded.index)
-            log.info(
-                "node %s: image %d/%d %s",
-                settings.node_id, loaded.index + 1, loaded.total, loaded.entry.rel_path,
-            )
-            return loaded
+        log.info("node %s: image %d/%d %s", settings.node_id, loaded.index + 1, loaded.total, loaded.entry.rel_path)
+        return loaded
 
-    def _begin(self, settings: BatchSettings, mode: str, start_index: int) -> tuple[BatchState, list[ImageEntry]]:
-        """A user pressed Queue: resume the batch (Continue) or start a new pass."""
+    def _resume(self, settings: BatchSettings, mode: str) -> tuple[BatchState | None, list[ImageEntry] | None]:
+        """A user pressed Queue: the batch to resume (Continue), or (None, None) for a new pass."""
         key = settings.key
         self._stop_requested.discard(key)
         self._stale.pop(key, None)
         self._prefetcher.discard(key)
         state, entries = self._state(key), self._snapshot(key)
-        resumable = (
-            mode == CONTINUE
-            and state is not None
-            and entries is not None
-            and state.status != COMPLETE
-            and state.next_index < len(entries)
+        if (
+            mode != CONTINUE
+            or state is None
+            or entries is None
+            or state.status == COMPLETE
+            or state.next_index >= len(entries)
+        ):
+            return None, None
+        state.status, state.last_error = RUNNING, ""
+        log.info(
+            "node %s: resuming the batch on '%s' at image %d/%d",
+            settings.node_id, settings.directory, state.next_index + 1, state.total,
         )
-        if resumable:
-            assert state is not None and entries is not None
-            state.status, state.last_error = RUNNING, ""
-            log.info(
-                "node %s: resuming the batch on '%s' at image %d/%d",
-                settings.node_id, settings.directory, state.next_index + 1, state.total,
-            )
-            return state, entries
+        return state, entries
+
+    def _start_batch(self, settings: BatchSettings, start_index: int) -> tuple[BatchState, list[ImageEntry]]:
+        """A new pass: list the folder now (new files join here) and snapshot the list."""
         entries = list_images(
             settings.directory,
             FileMatcher(settings.filter_preset, settings.custom_pattern),
@@ -277,6 +296,7 @@ class BatchController:
                 f"start_index {start_index} is past the last image: '{settings.directory}' has "
                 f"{len(entries)} matching images (indexes 0 to {len(entries) - 1})."
             )
+        key = settings.key
         state = BatchState(
             key=key,
             node_id=settings.node_id,
@@ -285,9 +305,10 @@ class BatchController:
             start_index=start_index,
             next_index=start_index,
         )
-        self._states[key], self._snapshots[key] = state, entries
         self.store.save_snapshot(key, entries)
-        self.store.save(state)
+        with self._lock:
+            self._states[key], self._snapshots[key] = state, entries
+            self.store.save(state)
         log.info(
             "node %s: starting a batch of %d images from '%s' at image %d",
             settings.node_id, len(entries) - start_index, settings.directory, start_index + 1,
@@ -302,29 +323,36 @@ class BatchController:
         error_policy: str,
         run: PromptRun,
     ) -> LoadedImage | None:
-        """Decode the image at next_index; under Skip on error, move on to the next readable one."""
+        """Decode the image at next_index; under Skip on error, move on to the next readable one.
+
+        Only this prompt's thread moves next_index while the prompt runs, so it is read
+        without the lock; decoding happens without it.
+        """
         while state.next_index < len(entries):
-            entry = entries[state.next_index]
+            index = state.next_index
+            entry = entries[index]
             full_path = os.path.join(settings.directory, *entry.rel_path.split("/"))
             try:
-                prepared = self._prefetcher.take(state.key, state.next_index, full_path)
+                prepared = self._prefetcher.take(state.key, index, full_path)
                 if prepared is None:
                     prepared = self._prepare(full_path, *self._target)
             except DecodeError as exc:
-                if error_policy != SKIP_ON_ERROR:
-                    run.ends_chain = True
-                    self._stop(state.key, str(exc))
-                    raise BatchError(f"{exc}. The batch stopped (error_handling: Stop on error).") from None
-                log.warning("node %s: skipping %s: %s", settings.node_id, entry.rel_path, exc.reason)
-                state.skipped.append({"file": entry.rel_path, "reason": exc.reason})
-                state.next_index += 1
-                self.store.save(state)
+                with self._lock:
+                    if error_policy != SKIP_ON_ERROR:
+                        run.ends_chain = True
+                        self._stop(state.key, str(exc))
+                        raise BatchError(f"{exc}. The batch stopped (error_handling: Stop on error).") from None
+                    log.warning("node %s: skipping %s: %s", settings.node_id, entry.rel_path, exc.reason)
+                    state.skipped.append({"file": entry.rel_path, "reason": exc.reason})
+                    state.next_index = index + 1
+                    self.store.save(state)
                 continue
-            return LoadedImage(entry, full_path, state.next_index, len(entries), prepared)
+            return LoadedImage(entry, full_path, index, len(entries), prepared)
         # Everything left was unreadable: the batch is over, nothing to process in this run.
-        run.ends_chain = True
-        self._finish(state, COMPLETE)
-        self._end_chain(state.key)
+        with self._lock:
+            run.ends_chain = True
+            self._finish(state, COMPLETE)
+            self._end_chain(state.key)
         return None
 
     def _prefetch_after(self, settings: BatchSettings, entries: list[ImageEntry], index: int) -> None:
@@ -354,35 +382,49 @@ class BatchController:
             template = template_from_hidden_inputs(prompt, extra_pnginfo, bridge.current_client_id())
         run = PromptRun(prompt_id, template)
         self._runs[prompt_id] = run
-        threading.Thread(
-            target=self._watch, args=(prompt_id,), name=f"batch-watch-{prompt_id[:8]}", daemon=True
-        ).start()
+        if self._watcher is None or not self._watcher.is_alive():
+            self._watcher = threading.Thread(target=self._watch_loop, name="batch-image-watcher", daemon=True)
+            self._watcher.start()
+        self._watch_wakeup.notify()
         return run
 
-    def _wait_until_finished(self, prompt_id: str) -> object:
-        started = last_check = time.monotonic()
+    def _watch_loop(self) -> None:
+        """One thread for the whole process: waits for each watched prompt to finish."""
+        first_seen: dict[str, float] = {}
+        last_liveness = time.monotonic()
         while True:
-            status = bridge.finished_status(prompt_id)
-            if status is not bridge.NOT_FINISHED:
-                return status
+            with self._lock:
+                while not self._runs:
+                    first_seen.clear()
+                    self._watch_wakeup.wait()
+                watched = list(self._runs)
             now = time.monotonic()
-            if now - last_check > LIVENESS_CHECK_S:
-                last_check = now
-                running, pending = bridge.queued_prompt_ids()
-                if prompt_id not in running and prompt_id not in pending:
-                    status = bridge.finished_status(prompt_id)
-                    return None if status is bridge.NOT_FINISHED else status
-            time.sleep(POLL_FAST_S if now - started < FAST_PHASE_S else POLL_SLOW_S)
+            alive: tuple[set[str], set[str]] | None = None
+            if now - last_liveness > LIVENESS_CHECK_S:
+                last_liveness, alive = now, bridge.queued_prompt_ids()
+            for prompt_id in watched:
+                first_seen.setdefault(prompt_id, now)
+                status = bridge.finished_status(prompt_id)
+                if status is bridge.NOT_FINISHED:
+                    if alive is None or prompt_id in alive[0] or prompt_id in alive[1]:
+                        continue
+                    status = bridge.finished_status(prompt_id)  # finished between the two looks?
+                    if status is bridge.NOT_FINISHED:
+                        status = None  # gone from the queue and from history
+                first_seen.pop(prompt_id, None)
+                self._conclude(prompt_id, status)
+            newest = max(first_seen.values(), default=now)
+            time.sleep(POLL_FAST_S if now - newest < FAST_PHASE_S else POLL_SLOW_S)
 
-    def _watch(self, prompt_id: str) -> None:
+    def _conclude(self, prompt_id: str, status: object) -> None:
         try:
-            outcome, message = classify_outcome(self._wait_until_finished(prompt_id))
+            outcome, message = classify_outcome(status)
             with self._lock:
                 follow_up = self._after_prompt(self._runs.pop(prompt_id), outcome, message)
             if follow_up is not None:
                 self._post_continuation(*follow_up)
-        except Exception:  # a watcher must never die silently: the batch would hang
-            log.exception("the batch watcher failed for prompt %s; the batch stopped", prompt_id)
+        except Exception:  # the watcher must never die: every other batch would hang
+            log.exception("handling the end of prompt %s failed; its batch stopped", prompt_id)
             with self._lock:
                 run = self._runs.pop(prompt_id, None)
                 for loader in run.loaders if run else []:
