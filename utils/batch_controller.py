@@ -20,6 +20,7 @@ from typing import Any
 from . import comfy_bridge as bridge
 from . import log
 from .batch_state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, StateStore
+from .batch_status import describe, describe_duration
 from .file_listing import FileMatcher, ImageEntry, list_images
 from .image_decode import DecodeError
 from .prefetch import Prefetcher, PreparedImage, prepare
@@ -79,17 +80,6 @@ class PromptRun:
     template: PromptTemplate | None = None
     loaders: list[LoaderRun] = field(default_factory=list)
     ends_chain: bool = False
-
-
-def describe_duration(seconds: float) -> str:
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"
 
 
 def classify_outcome(status: object) -> tuple[str, str]:
@@ -256,6 +246,7 @@ class BatchController:
             self._in_flight[key] = prompt_id
             state.current_file = loaded.entry.rel_path
             self._prefetch_after(settings, entries, loaded.index)
+            self._notify(state, run, prompt_id)
         log.info("node %s: image %d/%d %s", settings.node_id, loaded.index + 1, loaded.total, loaded.entry.rel_path)
         return loaded
 
@@ -274,7 +265,8 @@ class BatchController:
             or state.next_index >= len(entries)
         ):
             return None, None
-        state.status, state.last_error = RUNNING, ""
+        state.status, state.last_error, state.finished_at = RUNNING, "", None
+        state.begin_run()
         log.info(
             "node %s: resuming the batch on '%s' at image %d/%d",
             settings.node_id, settings.directory, state.next_index + 1, state.total,
@@ -341,6 +333,7 @@ class BatchController:
                     if error_policy != SKIP_ON_ERROR:
                         run.ends_chain = True
                         self._stop(state.key, str(exc))
+                        self._notify(state, run)
                         raise BatchError(f"{exc}. The batch stopped (error_handling: Stop on error).") from None
                     log.warning("node %s: skipping %s: %s", settings.node_id, entry.rel_path, exc.reason)
                     state.skipped.append({"file": entry.rel_path, "reason": exc.reason})
@@ -353,6 +346,7 @@ class BatchController:
             run.ends_chain = True
             self._finish(state, COMPLETE)
             self._end_chain(state.key)
+            self._notify(state, run)
         return None
 
     def _prefetch_after(self, settings: BatchSettings, entries: list[ImageEntry], index: int) -> None:
@@ -467,7 +461,9 @@ class BatchController:
                 self._stop(loader.settings.key, "the running prompt could not be read to queue the next image")
         if go_on:
             assert run.template is not None
-            return run.template, self._reserve_continuation(run)
+            next_id = self._reserve_continuation(run)
+            self._notify_all(run)
+            return run.template, next_id
         for loader in run.loaders:
             state = self._state(loader.settings.key)
             if state is not None and state.status == RUNNING:
@@ -478,6 +474,7 @@ class BatchController:
             state = self._state(loader.settings.key)
             if state is not None:
                 self.store.save(state)
+        self._notify_all(run)
         return None
 
     def _reserve_continuation(self, run: PromptRun) -> str:
@@ -509,8 +506,91 @@ class BatchController:
         finally:
             with self._lock:
                 self._posting.discard(next_id)
-                for key in self._continuations.get(next_id, frozenset()):
+                keys = self._continuations.get(next_id, frozenset())
+                if keys & self._stop_requested:  # Stop pressed while the POST was on its way
+                    self._cancel_pending(next_id)
+                for key in keys:
                     self.store.save(self._states[key])
+
+    def _cancel_pending(self, prompt_id: str) -> None:
+        """Take a queued continuation out of the queue and stop its batches (Stop pressed)."""
+        bridge.delete_pending(prompt_id)
+        self._templates.pop(prompt_id, None)
+        for key in self._continuations.pop(prompt_id, frozenset()):
+            state = self._state(key)
+            if state is not None and state.status == RUNNING:
+                self._finish(state, STOPPED)
+                log.info("node %s: batch stopped by the user at image %d/%d",
+                         state.node_id, state.next_index + 1, state.total)
+            self._end_chain(key)
+            if state is not None:
+                self._notify(state, None)
+
+    # ----- watching and steering from outside (HTTP routes) ----------------------------------
+    def _known_states(self) -> dict[str, BatchState]:
+        states = {s.key: s for s in self.store.all_states()}
+        states.update(self._states)
+        return states
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every batch this server knows (in memory or on disk), newest first."""
+        with self._lock:
+            now = time.time()
+            rows = [describe(s, key in self._in_flight, now) for key, s in self._known_states().items()]
+        return sorted(rows, key=lambda r: r["started_at"], reverse=True)
+
+    def _keys_of(self, node_id: str | None) -> list[str]:
+        keys = [k for k, s in self._known_states().items() if node_id is None or s.node_id == node_id]
+        if node_id is not None and not keys:
+            raise KeyError(node_id)
+        return keys
+
+    def stop(self, node_id: str | None = None) -> list[str]:
+        """Stop the running batches of node_id (None: all): the image in progress finishes, nothing
+        more runs, a queued next prompt is taken out of the queue. Returns the keys stopped."""
+        stopped = []
+        with self._lock:
+            for key in self._keys_of(node_id):
+                prompt_id = self._in_flight.get(key)
+                if prompt_id is None:
+                    continue
+                self._stop_requested.add(key)
+                stopped.append(key)
+                if prompt_id not in self._runs and prompt_id not in self._posting:
+                    self._cancel_pending(prompt_id)  # queued, not started: it never runs
+        return stopped
+
+    def reset(self, node_id: str) -> list[str]:
+        """Forget the position of node_id's batches: the next Queue starts at start_index."""
+        with self._lock:
+            keys = self._keys_of(node_id)
+            self.stop(node_id)
+            for key in keys:
+                self._states.pop(key, None)
+                self._snapshots.pop(key, None)
+                self._prefetcher.discard(key)
+                self.store.delete(key)
+        log.info("node %s: batch position forgotten (reset)", node_id)
+        return keys
+
+    def _notify(self, state: BatchState, run: PromptRun | None, prompt_id: str | None = None) -> None:
+        """Tell the browser that queued the batch: a progress bar on the loader, and the status line."""
+        client_id = run.template.client_id if run is not None and run.template is not None else None
+        running = state.key in self._in_flight
+        info = describe(state, running)
+        try:
+            if prompt_id is not None:
+                bridge.send_event("progress", {"value": info["position"], "max": info["total"],
+                                               "prompt_id": prompt_id, "node": state.node_id}, client_id)
+            bridge.send_event("batch_image_processing.status", info, client_id)
+        except Exception:  # no server (tests) or a closing one: progress display is best effort
+            log.debug("could not send the batch status")
+
+    def _notify_all(self, run: PromptRun) -> None:
+        for loader in run.loaders:
+            state = self._state(loader.settings.key)
+            if state is not None:
+                self._notify(state, run)
 
     def _stop(self, key: str, reason: str) -> None:
         state = self._state(key)

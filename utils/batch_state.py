@@ -60,6 +60,17 @@ class BatchState:
     started_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     finished_at: float | None = None
+    # Where this run of the batch began (a new pass, or a resume): the base of rate and ETA.
+    run_started_at: float = field(default_factory=time.time)
+    run_start_count: int = 0
+
+    @property
+    def processed(self) -> int:
+        """Images finished (done or skipped) since the batch started."""
+        return self.done + len(self.skipped)
+
+    def begin_run(self) -> None:
+        self.run_started_at, self.run_start_count = time.time(), self.processed
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BatchState:

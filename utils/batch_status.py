@@ -1,0 +1,71 @@
+"""What a user wants to know about a batch, as data for the HTTP route and as one line of text.
+
+"1,234 / 5,000 - beach_001.jpg - 0.8 img/s - about 1 h 20 min left"
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .batch_state import COMPLETE, RUNNING, STOPPED, BatchState
+
+
+def describe_duration(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+def rate_per_s(state: BatchState, now: float) -> float | None:
+    """Images per second in this run of the batch; None before the first image finished."""
+    finished = state.processed - state.run_start_count
+    end = state.finished_at if state.finished_at and state.finished_at >= state.run_started_at else now
+    elapsed = end - state.run_started_at
+    if finished <= 0 or elapsed <= 0:
+        return None
+    return finished / elapsed
+
+
+def describe(state: BatchState, running: bool, now: float | None = None) -> dict[str, Any]:
+    """Status of one batch. A state saved as running that no prompt carries on is 'stopped'."""
+    now = time.time() if now is None else now
+    status = RUNNING if running else (STOPPED if state.status == RUNNING else state.status)
+    position = state.next_index - state.start_index
+    total = state.total - state.start_index
+    rate = rate_per_s(state, now) if status == RUNNING or status == COMPLETE else None
+    remaining = max(state.total - state.next_index, 0)
+    eta = remaining / rate if rate and status == RUNNING else None
+    parts = [f"{position:,} / {total:,}"]
+    if status == RUNNING and state.current_file:
+        parts.append(state.current_file)
+    if rate:
+        parts.append(f"{rate:.1f} img/s" if rate >= 0.1 else f"{60 * rate:.1f} img/min")
+    if eta is not None:
+        parts.append(f"about {describe_duration(eta)} left")
+    if status == COMPLETE:
+        parts.append("done" + (f", {len(state.skipped)} skipped" if state.skipped else ""))
+    elif status == STOPPED:
+        parts.append("stopped" + (f": {state.last_error}" if state.last_error else ""))
+    return {
+        "key": state.key,
+        "node_id": state.node_id,
+        "directory": state.directory,
+        "state": status,
+        "done": state.done,
+        "skipped": len(state.skipped),
+        "position": position,
+        "total": total,
+        "current_file": state.current_file if status == RUNNING else "",
+        "started_at": state.started_at,
+        "finished_at": state.finished_at,
+        "rate_per_s": rate,
+        "eta_s": eta,
+        "last_error": state.last_error,
+        "text": " - ".join(parts),
+    }

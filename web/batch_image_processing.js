@@ -1,0 +1,128 @@
+// Batch Image Processing: a status line and "Stop batch" / "Reset" buttons on every Batch Image
+// Loader, fed by the pack's routes and events, plus a toast when a batch completes or fails.
+// Plain JS for ComfyUI's frontend extension API; it degrades to doing nothing when the routes
+// are missing or no loader is in the graph.
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+
+const NODE_CLASS = "BatchImageLoader";
+const ROUTE = "/batch_image_processing";
+const EVENT = "batch_image_processing.status";
+const IDLE_TEXT = "No batch yet: press Queue once to process the folder.";
+
+const lastState = new Map(); // batch key -> last state seen, to toast on transitions only
+
+function loaders() {
+  return (app.graph?._nodes ?? []).filter((node) => node.comfyClass === NODE_CLASS);
+}
+
+function findLoader(nodeId) {
+  return loaders().find((node) => String(node.id) === String(nodeId));
+}
+
+function setStatus(node, text, state) {
+  const el = node.batchStatusElement;
+  if (el) {
+    el.textContent = text;
+    el.dataset.state = state ?? "idle";
+  }
+  node.batchStatusText = text;
+  node.setDirtyCanvas?.(true, true);
+}
+
+function toast(severity, summary, detail) {
+  const toaster = app.extensionManager?.toast;
+  if (toaster?.add) {
+    toaster.add({ severity, summary, detail, life: severity === "error" ? 10000 : 5000 });
+  }
+}
+
+function showBatch(info) {
+  const node = findLoader(info.node_id);
+  if (node) setStatus(node, info.text, info.state);
+  const before = lastState.get(info.key);
+  lastState.set(info.key, info.state);
+  if (before === undefined || before === info.state) return;
+  if (info.state === "complete") {
+    toast("success", "Batch complete", `${info.directory}: ${info.text}`);
+  } else if (info.state === "stopped" && info.last_error) {
+    toast("error", "Batch stopped on an error", info.last_error);
+  }
+}
+
+async function refresh() {
+  try {
+    const response = await api.fetchApi(`${ROUTE}/status`);
+    if (!response.ok) return;
+    const { batches } = await response.json();
+    const shown = new Set();
+    for (const info of batches ?? []) {  // newest first: the first batch of a node is its current one
+      if (shown.has(String(info.node_id))) continue;
+      shown.add(String(info.node_id));
+      lastState.set(info.key, info.state);
+      const node = findLoader(info.node_id);
+      if (node) setStatus(node, info.text, info.state);
+    }
+  } catch (error) {
+    console.debug("[BatchImageProcessing] status unavailable", error);
+  }
+}
+
+async function post(action, node) {
+  try {
+    const response = await api.fetchApi(`${ROUTE}/${action}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ node_id: String(node.id) }),
+    });
+    if (response.status === 404) {
+      setStatus(node, "No batch known for this node yet.", "idle");
+      return;
+    }
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      toast("error", `Batch ${action} failed`, body.error ?? `HTTP ${response.status}`);
+      return;
+    }
+    if (action === "reset") setStatus(node, "Position forgotten: the next Queue starts at start_index.", "idle");
+    else setStatus(node, "Stopping after the current image...", "stopping");
+    await refresh();
+  } catch (error) {
+    toast("error", `Batch ${action} failed`, String(error));
+  }
+}
+
+function addControls(node) {
+  const element = document.createElement("div");
+  element.className = "batch-image-processing-status";
+  element.style.cssText = "font: 12px sans-serif; opacity: 0.85; padding: 2px 6px; white-space: normal;";
+  node.batchStatusElement = element;
+  if (typeof node.addDOMWidget === "function") {
+    const widget = node.addDOMWidget("batch_status", "batch_status", element, { serialize: false, hideOnZoom: false });
+    widget.serialize = false;
+    widget.computeSize = () => [node.size?.[0] ?? 300, 36];
+  }
+  const stop = node.addWidget("button", "Stop batch", null, () => post("stop", node));
+  const reset = node.addWidget("button", "Reset", null, () => post("reset", node));
+  for (const button of [stop, reset]) {
+    button.serialize = false;
+    if (button.options) button.options.serialize = false;
+  }
+  setStatus(node, IDLE_TEXT, "idle");
+}
+
+app.registerExtension({
+  name: "BatchImageProcessing.Status",
+  async setup() {
+    api.addEventListener(EVENT, ({ detail }) => {
+      if (detail && detail.node_id !== undefined) showBatch(detail);
+    });
+    api.addEventListener("reconnected", refresh);
+    await refresh();
+  },
+  async nodeCreated(node) {
+    if (node.comfyClass !== NODE_CLASS) return;
+    addControls(node);
+    setTimeout(refresh, 0); // a loaded workflow: show where its batch stands
+  },
+});
