@@ -1,0 +1,52 @@
+"""Regenerate the pictures the repo ships: README's screenshot of a finished batch and the
+example workflows' thumbnails. Run: .cache/venv/bin/python scripts/make_screenshots.py"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from browser import QUIET_SETTINGS, comfy_page, load_workflow, set_widget  # noqa: E402
+from demo import make_samples  # noqa: E402
+from harness import ComfyClient, ComfyServer  # noqa: E402
+
+EXAMPLES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ComfyServer(Path(tmp) / "base").start()
+        try:
+            client = ComfyClient(server.url)
+            client.request("POST", "/settings", QUIET_SETTINGS)
+            make_samples(server.input_dir / "batch_demo")
+            with comfy_page(server.url, 1280, 640) as page:
+                for path in EXAMPLES:
+                    load_workflow(page, json.loads(path.read_text()))
+                    time.sleep(0.5)
+                    shot = Path(tmp) / f"{path.stem}.png"
+                    page.screenshot(path=str(shot), clip={"x": 40, "y": 80, "width": 1200, "height": 520})
+                    with Image.open(shot) as im:
+                        im.convert("RGB").resize((600, 260)).save(path.with_suffix(".jpg"), quality=85)
+                load_workflow(page, json.loads(EXAMPLES[-1].read_text()))
+                set_widget(page, "BatchImageLoader", "directory", "batch_demo")
+                page.get_by_role("button", name="Run", exact=True).click()
+                client.wait_idle()
+                page.wait_for_function(
+                    "() => app.graph._nodes.some((n) => (n.batchStatusText ?? '').includes('done'))")
+                time.sleep(1.0)
+                page.screenshot(path=str(REPO_ROOT / "docs" / "batch-done.png"))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Drive ComfyUI's real web page in Debian's headless Chromium with Playwright (no bundled browser)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+# Flags for a root, offline, headless run: no sandbox (root), no calls home (closed network).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+# Settings that keep first-run dialogs off the canvas.
+QUIET_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Validation.Workflows": False}
+
+
+def chromium_path() -> str | None:
+    found = os.environ.get("CHROMIUM_PATH") or next((p for p in CHROMIUM_CANDIDATES if os.path.exists(p)), None)
+    return found or shutil.which("chromium")
+
+
+def unavailable_reason() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is not installed (scripts/test.sh installs it)"
+    if chromium_path() is None:
+        return "no Chromium found (scripts/test.sh installs Debian's chromium package with apt when it can)"
+    return None
+
+
+@contextmanager
+def comfy_page(url: str, width: int = 1400, height: int = 820) -> Iterator[Any]:
+    """A page with ComfyUI loaded and its app ready; console errors collected in page.errors."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.errors = []
+            page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+            page.goto(url, wait_until="networkidle", timeout=90_000)
+            page.wait_for_function("() => window.app && window.app.graph && window.app.canvas", timeout=60_000)
+            for close in page.get_by_role("button", name="Close").all():  # announcement banners
+                if close.is_visible():
+                    close.click()
+            yield page
+        finally:
+            browser.close()
+
+
+def load_workflow(page: Any, workflow: dict) -> None:
+    page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", json.loads(json.dumps(workflow)))
+    page.evaluate("() => { window.app.canvas.ds.scale = 0.9; window.app.canvas.ds.offset = [30, 60]; "
+                  "window.app.canvas.setDirty(true, true); }")
+
+
+def set_widget(page: Any, node_type: str, name: str, value: Any) -> None:
+    page.evaluate(
+        """([type, name, value]) => {
+            for (const n of app.graph._nodes.filter((n) => n.comfyClass === type)) {
+                const w = n.widgets.find((w) => w.name === name);
+                w.value = value; w.callback?.(value);
+            }
+        }""",
+        [node_type, name, value],
+    )
+
+
+def click_node_button(page: Any, node_type: str, label: str) -> None:
+    """Click a button widget drawn on the canvas, at its real position on the screen."""
+    x, y = page.evaluate(
+        """([type, label]) => {
+            const n = app.graph._nodes.find((n) => n.comfyClass === type);
+            const w = n.widgets.find((w) => w.name === label);
+            const y = (w.last_y ?? w.y) + 10;
+            const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([n.pos[0] + n.size[0] / 2, n.pos[1] + y]);
+            const rect = app.canvas.canvas.getBoundingClientRect();
+            return [rect.left + cx, rect.top + cy];
+        }""",
+        [node_type, label],
+    )
+    page.mouse.click(x, y)
+
+
+def node_status(page: Any, node_type: str = "BatchImageLoader") -> str:
+    return page.evaluate("(type) => app.graph._nodes.find((n) => n.comfyClass === type)?.batchStatusText ?? ''",
+                         node_type)

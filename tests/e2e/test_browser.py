@@ -1,0 +1,98 @@
+"""Press Queue ONCE in ComfyUI's real page (headless Chromium): the whole folder runs; Stop stops it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import imagefiles as img
+import pytest
+from browser import (
+    QUIET_SETTINGS,
+    click_node_button,
+    comfy_page,
+    load_workflow,
+    node_status,
+    set_widget,
+    unavailable_reason,
+)
+from harness import REPO_ROOT, ComfyClient, ComfyServer
+
+REASON = unavailable_reason()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser test skipped: {REASON}")
+EXAMPLE = REPO_ROOT / "example_workflows" / "batch_folder_upscale.json"
+
+
+@pytest.fixture
+def quiet_frontend(client: ComfyClient) -> None:
+    status, _ = client.request("POST", "/settings", QUIET_SETTINGS)
+    assert status == 200
+
+
+def with_sleep(workflow: dict, seconds: float) -> dict:
+    """The example with a test node that waits between the loader and the upscale."""
+    wf = copy.deepcopy(workflow)
+    link_id = wf["last_link_id"] + 1
+    image_link = next(link for link in wf["links"] if link[1] == 1 and link[2] == 0)
+    sleep_id = wf["last_node_id"] + 1
+    wf["nodes"].append({
+        "id": sleep_id, "type": "BIPTestSleep", "pos": [430, 260], "size": [270, 60], "flags": {}, "order": 1,
+        "mode": 0, "inputs": [{"name": "images", "type": "IMAGE", "link": image_link[0]},
+                              {"name": "seconds", "type": "FLOAT", "widget": {"name": "seconds"}, "link": None}],
+        "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [link_id], "slot_index": 0}],
+        "properties": {}, "widgets_values": [seconds],
+    })
+    target = image_link[3], image_link[4]
+    image_link[3], image_link[4] = sleep_id, 0
+    wf["links"].append([link_id, sleep_id, 0, target[0], target[1], "IMAGE"])
+    for node in wf["nodes"]:
+        for slot in node.get("inputs", []):
+            if node["id"] == target[0] and slot.get("link") == image_link[0] and slot["name"] == "image":
+                slot["link"] = link_id
+    wf["last_node_id"], wf["last_link_id"] = sleep_id, link_id
+    return wf
+
+
+def outputs(server: ComfyServer) -> list[str]:
+    root = server.output_dir / "batch_demo_upscaled"
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*.png")) if root.exists() else []
+
+
+def test_run_button_once_processes_the_folder_and_stop_button_stops(
+    comfy_server: ComfyServer, client: ComfyClient, quiet_frontend: None, input_folder: Path, tmp_path: Path
+) -> None:
+    (input_folder / "sub").mkdir()
+    for i in range(4):
+        img.write_png(input_folder / f"photo_{i + 1}.png", 96, 64, seed=i)
+    img.write_png(input_folder / "sub" / "photo_10.png", 96, 64, seed=9)
+    workflow = json.loads(EXAMPLE.read_text())
+    with comfy_page(comfy_server.url) as page:
+        load_workflow(page, workflow)
+        set_widget(page, "BatchImageLoader", "directory", str(input_folder))
+        page.get_by_role("button", name="Run", exact=True).click()  # Queue, once
+        client.wait_for(lambda: len(outputs(comfy_server)) == 5, timeout=120, what="5 results")
+        client.wait_idle()
+        page.wait_for_function("() => app.graph._nodes.some((n) => (n.batchStatusText ?? '').includes('done'))",
+                               timeout=30_000)
+        assert node_status(page).startswith("5 / 5 - ")
+        assert outputs(comfy_server) == ["photo_1_x2.png", "photo_2_x2.png", "photo_3_x2.png", "photo_4_x2.png",
+                                         "sub/photo_10_x2.png"]
+        shots = Path(os.environ.get("BIP_SCREENSHOT_DIR", str(tmp_path)))
+        page.screenshot(path=str(shots / "batch-done.png"))
+        assert page.errors == [] or all("reading 'id'" in e for e in page.errors), page.errors
+
+        # Second run: a slow workflow, Stop batch clicked on the node while the first image runs.
+        load_workflow(page, with_sleep(workflow, 2.0))
+        set_widget(page, "BatchImageLoader", "directory", str(input_folder))
+        set_widget(page, "BatchImageLoader", "iteration_mode", "Reset")
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.wait_for_function("() => app.graph._nodes.some((n) => (n.batchStatusText ?? '').startsWith('0 / 5'))",
+                               timeout=60_000)
+        click_node_button(page, "BatchImageLoader", "Stop batch")
+        client.wait_idle(timeout=60)
+        page.wait_for_function("() => app.graph._nodes.some((n) => (n.batchStatusText ?? '').includes('stopped'))",
+                               timeout=30_000)
+        assert node_status(page).startswith("1 / 5 - stopped"), node_status(page)
+        assert len(outputs(comfy_server)) == 6, "exactly one more image ran after Stop"
