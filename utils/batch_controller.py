@@ -40,6 +40,10 @@ CONTINUE, RESET = "Continue", "Reset"
 # check is a dict lookup under the queue's lock, so polling this often costs nothing
 # measurable and keeps the gap between two images at a few milliseconds.
 POLL_FAST_S, POLL_SLOW_S, FAST_PHASE_S = 0.001, 0.005, 2.0
+# A prompt from the batch's own browser queued this soon after the batch ended is the frontend's
+# auto-queue ("Run (Instant)") answering the empty queue (it does so within tens of ms), not a
+# person asking for a new pass: nobody reads "done" and presses Queue within half a second.
+AUTO_QUEUE_ECHO_S = 0.5
 LIVENESS_CHECK_S = 0.5
 
 
@@ -124,6 +128,8 @@ class BatchController:
         self._posting: set[str] = set()  # continuations being POSTed right now (not in the queue yet)
         self._stop_requested: set[str] = set()
         self._settings: dict[str, BatchSettings] = {}  # batch key -> what its loader asked for
+        self._clients: dict[str, str | None] = {}  # batch key -> client_id of the browser that runs it
+        self._ended: dict[str, float] = {}  # batch key -> when its chain ended (or an echo was refused)
         self._watch_wakeup = threading.Condition(self._lock)
         self._watcher: threading.Thread | None = None
 
@@ -182,6 +188,24 @@ class BatchController:
         running, pending = bridge.queued_prompt_ids()
         return prompt_id in running or prompt_id in pending
 
+    def _after_the_batch(self, prompt_id: str, key: str) -> str | None:
+        """For a user prompt when no chain runs: "duplicate" if it was queued while the batch ran
+        (a race the stale list can miss: queued during the last image, started right after it),
+        "echo" if the batch's own browser queued it within moments of the end, else None."""
+        ended = self._ended.get(key)
+        if ended is None:
+            return None
+        item = bridge.running_item(prompt_id)
+        extra = item[3] if item is not None and len(item) > 3 and isinstance(item[3], dict) else {}
+        created = extra.get("create_time", time.time() * 1000) / 1000
+        state = self._state(key)
+        if state is not None and state.run_started_at <= created < ended:
+            return "duplicate"
+        same_browser = key in self._clients and extra.get("client_id") == self._clients[key]
+        if same_browser and 0 <= created - ended < AUTO_QUEUE_ECHO_S:
+            return "echo"
+        return None
+
     def _is_duplicate(self, prompt_id: str, key: str) -> bool:
         """A user prompt while this batch runs, or one queued while it ran: it must do nothing."""
         if prompt_id in self._stale.get(key, ()):
@@ -226,6 +250,20 @@ class BatchController:
             self._target = (device, dtype)
             self._settings[key] = settings
             is_continuation = key in self._continuations.get(prompt_id, ())
+            after = None if is_continuation or key in self._in_flight else self._after_the_batch(prompt_id, key)
+            if after == "duplicate":
+                self._warn_duplicate(settings, prompt_id)
+                return None
+            if after == "echo":
+                self._ended[key] = time.time()
+                state = self._state(key)
+                raise BatchError(
+                    f"the batch on '{settings.directory}' has just "
+                    f"{'finished' if state is None or state.status == COMPLETE else 'stopped'}; this run was "
+                    "queued automatically by the frontend's auto-queue (Run (Instant)), so it processes nothing. "
+                    "Batch Image Loader queues every image itself: turn auto-queue off, and press Queue "
+                    "to start a new pass."
+                )
             if not is_continuation and self._is_duplicate(prompt_id, key):
                 self._warn_duplicate(settings, prompt_id)
                 return None
@@ -244,6 +282,7 @@ class BatchController:
         with self._lock:
             run.loaders.append(LoaderRun(settings, loaded.index, loaded.entry.rel_path, error_policy))
             self._in_flight[key] = prompt_id
+            self._clients[key] = run.template.client_id if run.template is not None else None
             state.current_file = loaded.entry.rel_path
             self._prefetch_after(settings, entries, loaded.index)
             self._notify(state, run, prompt_id)
@@ -602,6 +641,7 @@ class BatchController:
     def _end_chain(self, key: str) -> None:
         """No more prompts for this batch; prompts already queued by the user must do nothing."""
         self._in_flight.pop(key, None)
+        self._ended[key] = time.time()
         self._prefetcher.discard(key)
         self._stop_requested.discard(key)
         try:

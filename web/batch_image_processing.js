@@ -37,11 +37,37 @@ function toast(severity, summary, detail) {
   }
 }
 
+function queueSettingsStore() {
+  // The frontend keeps its Run-button mode in a Pinia store; reach it through the mounted Vue app.
+  const pinia = document.querySelector("#vue-app")?.__vue_app__?.config?.globalProperties?.$pinia;
+  return pinia?._s?.get?.("queueSettingsStore") ?? null;
+}
+
+function turnOffInstantAutoQueue() {
+  // "Run (Instant)" queues the workflow again whenever the queue empties; with a batch that
+  // queues itself, that would start pass after pass. The server refuses such runs too.
+  let turnedOff = false;
+  const store = queueSettingsStore();
+  if (store?.mode === "instant") {
+    store.mode = "disabled";
+    turnedOff = true;
+  }
+  if (app.ui?.autoQueueEnabled && app.ui.autoQueueMode === "instant") {  // the legacy menu
+    app.ui.autoQueueEnabled = false;
+    turnedOff = true;
+  }
+  if (turnedOff) {
+    toast("info", "Auto-queue turned off",
+      "Batch Image Loader queues every image of the folder itself, then stops.");
+  }
+}
+
 function showBatch(info) {
   const node = findLoader(info.node_id);
   if (node) setStatus(node, info.text, info.state);
   const before = lastState.get(info.key);
   lastState.set(info.key, info.state);
+  if (info.state === "running") turnOffInstantAutoQueue();
   if (before === undefined || before === info.state) return;
   if (info.state === "complete") {
     toast("success", "Batch complete", `${info.directory}: ${info.text}`);

@@ -96,3 +96,29 @@ def test_run_button_once_processes_the_folder_and_stop_button_stops(
                                timeout=30_000)
         assert node_status(page).startswith("1 / 5 - stopped"), node_status(page)
         assert len(outputs(comfy_server)) == 6, "exactly one more image ran after Stop"
+
+
+def test_instant_auto_queue_never_runs_an_image_twice(
+    comfy_server: ComfyServer, client: ComfyClient, quiet_frontend: None, input_folder: Path
+) -> None:
+    for i in range(3):
+        img.write_png(input_folder / f"auto_{i}.png", 64, 48, seed=i)
+    workflow = json.loads(EXAMPLE.read_text())
+    with comfy_page(comfy_server.url) as page:
+        load_workflow(page, workflow)
+        set_widget(page, "BatchImageLoader", "directory", str(input_folder))
+        set_widget(page, "BatchImageLoader", "iteration_mode", "Reset")
+        set_widget(page, "BatchImageSaver", "output_directory", "auto_queue")
+        mode = page.evaluate("""() => {
+            const store = document.querySelector('#vue-app').__vue_app__.config.globalProperties.$pinia
+                ._s.get('queueSettingsStore');
+            if (store) store.mode = 'instant';
+            return store?.mode;
+        }""")
+        assert mode == "instant", "the frontend's queue settings store was not found"
+        page.get_by_role("button", name="Run", exact=True).click()
+        client.wait_idle(timeout=60, quiet_for=3.0)
+        saved = sorted(p.name for p in (comfy_server.output_dir / "auto_queue").rglob("*.png"))
+        assert saved == ["auto_0_x2.png", "auto_1_x2.png", "auto_2_x2.png"]
+        assert page.evaluate("""() => document.querySelector('#vue-app').__vue_app__.config.globalProperties
+            .$pinia._s.get('queueSettingsStore').mode""") == "disabled"

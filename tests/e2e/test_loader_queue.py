@@ -122,3 +122,39 @@ def test_invalid_folder_fails_validation_with_a_clear_message(client: ComfyClien
         status, body = client.request("POST", "/prompt", {"prompt": loader_to_saveimage(directory, "x")})
         assert status == 400, directory
         assert expected in json.dumps(body["node_errors"]), (directory, body)
+
+
+def test_an_auto_queue_client_never_gets_an_image_twice(
+    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str
+) -> None:
+    """A frontend in "Run (Instant)" mode without this pack's extension: it queues again whenever the
+    queue is empty, and stops only when a run ends in an error (as ComfyUI's frontend does)."""
+    import threading
+
+    for i in range(4):
+        img.write_solid(input_folder / f"q{i}.png", (i, i, 0))
+    prompt = loader_to_saveimage(str(input_folder), test_name)
+    queued: list[str] = [client.queue_prompt(prompt)]
+    stop = threading.Event()
+
+    def auto_queue() -> None:
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            q = client.queue()
+            if not q["queue_running"] and not q["queue_pending"]:
+                last = client.get(f"/history/{queued[-1]}").get(queued[-1])
+                if last and last["status"]["status_str"] == "error":
+                    return  # the frontend stops auto-queueing after an execution error
+                if last:
+                    queued.append(client.queue_prompt(prompt))
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=auto_queue, daemon=True)
+    thread.start()
+    thread.join(40)
+    stop.set()
+    client.wait_idle()
+    assert sorted(saved_names(output_folder)) == ["q0", "q1", "q2", "q3"]
+    last = client.get(f"/history/{queued[-1]}")[queued[-1]]
+    error = next(m[1] for m in last["status"]["messages"] if m[0] == "execution_error")
+    assert "auto-queue" in error["exception_message"]
