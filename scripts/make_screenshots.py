@@ -14,7 +14,7 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
-from browser import QUIET_SETTINGS, comfy_page, load_workflow, set_widget  # noqa: E402
+from browser import QUIET_SETTINGS, click_run, comfy_page, load_workflow, set_widget  # noqa: E402
 from demo import make_samples  # noqa: E402
 from harness import ComfyClient, ComfyServer  # noqa: E402
 
@@ -38,7 +38,7 @@ def main() -> None:
                         im.convert("RGB").resize((600, 260)).save(path.with_suffix(".jpg"), quality=85)
                 load_workflow(page, json.loads(EXAMPLES[-1].read_text()))
                 set_widget(page, "BatchImageLoader", "directory", "batch_demo")
-                page.get_by_role("button", name="Run", exact=True).click()
+                click_run(page)
                 client.wait_idle()
                 page.wait_for_function(
                     "() => app.graph._nodes.some((n) => (n.batchStatusText ?? '').includes('done'))")

@@ -93,3 +93,13 @@ def click_node_button(page: Any, node_type: str, label: str) -> None:
 def node_status(page: Any, node_type: str = "BatchImageLoader") -> str:
     return page.evaluate("(type) => app.graph._nodes.find((n) => n.comfyClass === type)?.batchStatusText ?? ''",
                          node_type)
+
+
+def click_run(page: Any) -> None:
+    """Click the page's Run (Queue) button once; its label names the auto-queue mode when one is on."""
+    for label in ("Run", "Run (Instant)", "Run (On Change)", "Queue Prompt"):
+        button = page.get_by_role("button", name=label, exact=True)
+        if button.count() and button.first.is_visible():
+            button.first.click()
+            return
+    raise AssertionError("no Run/Queue button on the page")

@@ -12,6 +12,7 @@ import pytest
 from browser import (
     QUIET_SETTINGS,
     click_node_button,
+    click_run,
     comfy_page,
     load_workflow,
     node_status,
@@ -71,7 +72,7 @@ def test_run_button_once_processes_the_folder_and_stop_button_stops(
     with comfy_page(comfy_server.url) as page:
         load_workflow(page, workflow)
         set_widget(page, "BatchImageLoader", "directory", str(input_folder))
-        page.get_by_role("button", name="Run", exact=True).click()  # Queue, once
+        click_run(page)  # Queue, once
         client.wait_for(lambda: len(outputs(comfy_server)) == 5, timeout=120, what="5 results")
         client.wait_idle()
         page.wait_for_function("() => app.graph._nodes.some((n) => (n.batchStatusText ?? '').includes('done'))",
@@ -87,7 +88,7 @@ def test_run_button_once_processes_the_folder_and_stop_button_stops(
         load_workflow(page, with_sleep(workflow, 2.0))
         set_widget(page, "BatchImageLoader", "directory", str(input_folder))
         set_widget(page, "BatchImageLoader", "iteration_mode", "Reset")
-        page.get_by_role("button", name="Run", exact=True).click()
+        click_run(page)
         page.wait_for_function("() => app.graph._nodes.some((n) => (n.batchStatusText ?? '').startsWith('0 / 5'))",
                                timeout=60_000)
         click_node_button(page, "BatchImageLoader", "Stop batch")
@@ -116,7 +117,7 @@ def test_instant_auto_queue_never_runs_an_image_twice(
             return store?.mode;
         }""")
         assert mode == "instant", "the frontend's queue settings store was not found"
-        page.get_by_role("button", name="Run", exact=True).click()
+        click_run(page)
         client.wait_idle(timeout=60, quiet_for=3.0)
         saved = sorted(p.name for p in (comfy_server.output_dir / "auto_queue").rglob("*.png"))
         assert saved == ["auto_0_x2.png", "auto_1_x2.png", "auto_2_x2.png"]
