@@ -4,21 +4,22 @@ ComfyUI imports this file under a module name derived from the folder's path, so
 inside the pack is imported relatively (ComfyUI has top-level `nodes` and `utils` modules).
 """
 
+import sys
+
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 WEB_DIRECTORY = "./web"
 
 
 def _register_routes() -> None:
-    """The status/stop/reset routes, when loaded inside a running ComfyUI server."""
-    try:
-        from server import PromptServer
-    except ImportError:  # imported outside ComfyUI (unit tests, tools)
-        return
-    if getattr(PromptServer, "instance", None) is not None:
+    """The status/stop/reset routes, when loaded by a running ComfyUI (which has imported its
+    `server` module by then); imported anywhere else (tests, tools), nothing is registered."""
+    server = sys.modules.get("server")
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    if instance is not None:
         from .utils.http_routes import register
 
-        register(PromptServer.instance.routes)
+        register(instance.routes)
 
 
 _register_routes()

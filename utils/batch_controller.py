@@ -28,6 +28,7 @@ from .queue_control import (
     PromptTemplate,
     QueueError,
     build_payload,
+    describe_node_errors,
     post_prompt,
     template_from_hidden_inputs,
     template_from_queue_item,
@@ -535,7 +536,10 @@ class BatchController:
         a crash in between costs at most a redo of the image that just finished.
         """
         try:
-            post_prompt(bridge.own_url() + "/prompt", build_payload(template, next_id))
+            answer = post_prompt(bridge.own_url() + "/prompt", build_payload(template, next_id))
+            refused = describe_node_errors(answer.get("node_errors"))
+            if refused:  # queued, but ComfyUI dropped the outputs that depend on these nodes
+                log.warning("the next image was queued without some outputs: %s", refused)
         except QueueError as exc:
             log.error("%s. The batch stopped.", exc)
             with self._lock:

@@ -92,13 +92,22 @@ def describe_rejection(body: bytes) -> str:
     err = data.get("error") or {}
     if isinstance(err, dict) and err.get("message"):
         parts.append(str(err["message"]) + (f": {err['details']}" if err.get("details") else ""))
-    for node_id, node_err in (data.get("node_errors") or {}).items():
+    node_errors = describe_node_errors(data.get("node_errors"))
+    return " | ".join([*parts, node_errors] if node_errors else parts) or "no details"
+
+
+def describe_node_errors(node_errors: object) -> str:
+    """'node 5 (LoadImage): Invalid image file ...' for each node ComfyUI's validation refused."""
+    if not isinstance(node_errors, dict):
+        return ""
+    parts = []
+    for node_id, node_err in node_errors.items():
         cls = node_err.get("class_type", "?")
         msgs = "; ".join(
             f"{e.get('message', '')} {e.get('details', '')}".strip() for e in node_err.get("errors", [])
         )
         parts.append(f"node {node_id} ({cls}): {msgs}")
-    return " | ".join(parts) or "no details"
+    return " | ".join(parts)
 
 
 def post_prompt(

@@ -15,10 +15,20 @@ def comfyui_version(server: ComfyServer) -> str:
     return str(stats["system"].get("comfyui_version", "unknown"))
 
 
+SERVERS_SEEN: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in SERVERS_SEEN:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
     server = ComfyServer(tmp_path_factory.mktemp("comfy-base"), with_fixture_pack=True).start()
-    print(f"\n[e2e] real ComfyUI {comfyui_version(server)} from {server.comfyui_dir} at {server.url}")
+    SERVERS_SEEN.append(
+        f"end-to-end tests ran against a real ComfyUI {comfyui_version(server)} (CPU) from {server.comfyui_dir}"
+    )
     try:
         yield server
     finally:

@@ -69,3 +69,36 @@ def test_downstream_failure_obeys_the_error_policy(
     client.wait_idle()
     assert saved_names(output_folder) == ["d1", "d3", "d4", "d1", "d2"]
     assert batch_runs(client, str(input_folder))[-1].status == "error"
+
+
+def test_a_rejected_next_prompt_stops_the_batch_and_names_the_node(
+    client: ComfyClient, comfy_server: ComfyServer, input_folder: Path, output_folder: Path, test_name: str
+) -> None:
+    """The workflow turns invalid mid-batch (a core LoadImage's file is deleted): ComfyUI answers
+    the next POST with 400; the batch stops with the node's error in the log and in its status."""
+    for i in range(3):
+        img.write_solid(input_folder / f"v{i}.png", (i, i, i))
+    extra = comfy_server.input_dir / f"{test_name}_extra.png"
+    img.write_solid(extra, (1, 1, 1))
+    prompt = loader_to_saveimage(str(input_folder), test_name, sleep=2.0)
+    # loader + LoadImage -> ImageBatch -> sleep -> ...: LoadImage has run before the sleep starts,
+    # and the only output needs it, so the next prompt cannot pass validation without its file.
+    prompt["20"] = {"class_type": "LoadImage", "inputs": {"image": extra.name}}
+    prompt["22"] = {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["20", 0]}}
+    prompt["10"]["inputs"]["images"] = ["22", 0]
+    client.queue_prompt(prompt)
+    def first_image_running() -> bool:
+        rows = [b for b in client.get("/batch_image_processing/status")["batches"]
+                if b["directory"] == str(input_folder)]
+        return bool(rows) and rows[0]["current_file"] == "v0.png"
+
+    client.wait_for(first_image_running, timeout=30, what="the first image to run")
+    time.sleep(0.7)  # LoadImage and ImageBatch are done within ms; the 2 s sleep node is running
+    extra.unlink()
+    client.wait_idle()
+    assert saved_names(output_folder) == ["v0", "v0"]  # one run, a batch of two images
+    log = comfy_server.log_text()
+    assert "ComfyUI rejected the next prompt" in log and "node 20 (LoadImage)" in log
+    [info] = [b for b in client.get("/batch_image_processing/status")["batches"]
+              if b["directory"] == str(input_folder)]
+    assert info["state"] == "stopped" and "node 20 (LoadImage)" in info["last_error"]

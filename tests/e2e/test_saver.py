@@ -6,7 +6,7 @@ from pathlib import Path
 
 import imagefiles as img
 import numpy as np
-from harness import ComfyClient
+from harness import ComfyClient, ComfyServer
 from helpers import batch_runs, png_workflow
 from PIL import Image
 from workflows import loader_node, loader_to_saver, saver_node
@@ -93,3 +93,23 @@ def test_unlinked_filename_gets_numbered_names_in_comfyui_output(
     assert tree(output_folder) == ["image_1.png", "image_2.png"]
     runs = batch_runs(client, str(input_folder))
     assert [r.saved for r in runs] == [["image_1.png"], ["image_2.png"]]  # previews served from output/
+
+
+def test_saving_into_the_input_folder_never_touches_the_originals(
+    client: ComfyClient, comfy_server: ComfyServer, input_folder: Path
+) -> None:
+    img.write_png(input_folder / "orig.png", 8, 8, seed=4)
+    before = (input_folder / "orig.png").read_bytes()
+    prompt = {"1": loader_node(str(input_folder)), "3": saver_node(["1", 0], str(input_folder))}
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    assert (input_folder / "orig.png").read_bytes() == before
+    assert (input_folder / "orig_1.png").is_file()
+
+    (input_folder / "orig_1.png").unlink()
+    prompt["2"] = {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}
+    prompt["3"] = saver_node(["2", 0], str(input_folder), overwrite_mode="Overwrite")
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    assert (input_folder / "orig.png").read_bytes() != before, "Overwrite on the same path replaces it"
+    assert f"overwriting the input file '{input_folder / 'orig.png'}'" in comfy_server.log_text()
