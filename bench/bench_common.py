@@ -1,9 +1,9 @@
-"""Shared by the benchmarks: import the pack like ComfyUI does, and store results as JSON."""
+"""Shared by the benchmarks: the test helpers on the path, the pack imported like ComfyUI does,
+and results stored as JSON."""
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import platform
 import sys
@@ -13,22 +13,16 @@ from types import ModuleType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "bench" / "results"
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+import packload  # noqa: E402
 
 
 def load_pack() -> ModuleType:
-    """The pack as a package named batch_image_processing (its folder name does not matter)."""
-    name = "batch_image_processing"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    """The pack as batch_image_processing, with the submodules the benchmarks call."""
+    module = packload.load_pack()
     for sub in ("utils.image_decode", "utils.file_listing", "utils.batch_state"):
-        importlib.import_module(f"{name}.{sub}")
+        importlib.import_module(f"{packload.PACKAGE}.{sub}")
     return module
 
 

@@ -23,13 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import load_pack, write_results  # first: puts tests/ on the path
+from harness import default_comfyui_dir
+from imagefiles import png16_bytes  # tests/imagefiles.py: the same writer the tests use
 from PIL import Image
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-import imagefiles  # noqa: E402  (tests/imagefiles.py: the same writers the tests use)
-from bench_common import load_pack, write_results  # noqa: E402
-from harness import default_comfyui_dir  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "9"))
 
@@ -48,7 +45,7 @@ def make_files(folder: Path) -> dict[str, Path]:
     Image.fromarray(rng.integers(0, 65536, (1024, 1024), dtype=np.uint16)).save(files["1024x1024 16-bit gray PNG"])
     files["1024x1024 16-bit RGB PNG"] = folder / "rgb16.png"
     files["1024x1024 16-bit RGB PNG"].write_bytes(
-        imagefiles.png16_bytes(rng.integers(0, 65536, (1024, 1024, 3), dtype=np.uint16)))
+        png16_bytes(rng.integers(0, 65536, (1024, 1024, 3), dtype=np.uint16)))
     return files
 
 

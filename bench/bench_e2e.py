@@ -16,19 +16,15 @@ from __future__ import annotations
 import itertools
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
-from bench_common import write_results
+from bench_common import write_results  # first: puts tests/ on the path
+from harness import ComfyClient, ComfyServer
 from PIL import Image
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-from harness import ComfyClient, ComfyServer  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_E2E_ROUNDS", "4"))
 MEMORY_IMAGES = int(os.environ.get("BENCH_MEMORY_IMAGES", "1000"))

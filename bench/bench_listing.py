@@ -17,11 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import load_pack, write_results
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-from harness import default_comfyui_dir  # noqa: E402
+from bench_common import load_pack, write_results  # first: puts tests/ on the path
+from harness import default_comfyui_dir
 
 N_FILES = int(os.environ.get("BENCH_FILES", "100000"))
 RUNS = 200

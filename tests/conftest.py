@@ -1,21 +1,12 @@
-"""Make the pack importable as the package `batch_image_processing`, the way ComfyUI imports
-it (a package from the checkout's folder, whatever that folder is called)."""
+"""Tests import the pack as `batch_image_processing` (see packload.py) and the helpers in tests/."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = "batch_image_processing"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness, imagefiles, packload, ...
 
-if PACKAGE not in sys.modules:
-    spec = importlib.util.spec_from_file_location(
-        PACKAGE, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACKAGE] = module
-    spec.loader.exec_module(module)
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/harness.py, tests/imagefiles.py
+from packload import load_pack
+
+load_pack()

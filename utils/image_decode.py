@@ -154,36 +154,35 @@ def _hwc_numpy(chw: torch.Tensor) -> np.ndarray:
     return hwc.numpy()
 
 
-def _decode_png16(path: str) -> DecodedImage | None:
-    """16-bit RGB(A) PNG through libpng, which keeps all 16 bits (Pillow reduces them to 8)."""
+def _libpng_or_libjpeg(path: str, codec: str) -> np.ndarray | None:
+    """HxWxC pixels from torchvision's "png" or "jpeg" decoder; None when it is missing or the
+    file is unusual (truncated, ...), so that Pillow decodes it or names the problem."""
     tv = _torchvision_io()
     if tv is None:
         return None
-    mode, _, decode_png = tv
+    mode, decode_jpeg, decode_png = tv
+    decode = decode_png if codec == "png" else decode_jpeg
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            hwc = _hwc_numpy(decode_png(_read_tensor(path), mode=mode.UNCHANGED))
+            return _hwc_numpy(decode(_read_tensor(path), mode=mode.UNCHANGED))
         except RuntimeError:
-            return None  # let Pillow decode it and report the problem
-    alpha = hwc[..., 3] if hwc.shape[2] == 4 else None
-    return DecodedImage(hwc[..., :3], alpha, 65535.0)
+            return None
+
+
+def _decode_png16(path: str) -> DecodedImage | None:
+    """16-bit RGB(A) PNG through libpng, which keeps all 16 bits (Pillow reduces them to 8)."""
+    hwc = _libpng_or_libjpeg(path, "png")
+    if hwc is None:
+        return None
+    return DecodedImage(hwc[..., :3], hwc[..., 3] if hwc.shape[2] == 4 else None, 65535.0)
 
 
 def _decode_jpeg(path: str) -> DecodedImage | None:
     """RGB/gray JPEG through libjpeg-turbo straight into a tensor: same pixels as Pillow, without
     Pillow's extra full-size copy out of its image memory."""
-    tv = _torchvision_io()
-    if tv is None:
-        return None
-    mode, decode_jpeg, _ = tv
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            hwc = _hwc_numpy(decode_jpeg(_read_tensor(path), mode=mode.UNCHANGED))
-        except RuntimeError:
-            return None  # truncated or unusual: Pillow decodes it or names the problem
-    return DecodedImage(hwc, None, 255.0) if hwc.shape[2] in (1, 3) else None
+    hwc = _libpng_or_libjpeg(path, "jpeg")
+    return DecodedImage(hwc, None, 255.0) if hwc is not None and hwc.shape[2] in (1, 3) else None
 
 
 def _fast_decode(path: str, img: Image.Image) -> DecodedImage | None:

@@ -44,3 +44,14 @@ def png_workflow(path: Path) -> dict | None:
     with Image.open(path) as img:
         text = img.info.get("workflow")
     return json.loads(text) if text else None
+
+
+def batch_status(client: ComfyClient, directory: Path | str) -> list[dict]:
+    """The status route's rows for the batches on directory (newest first)."""
+    return [b for b in client.get("/batch_image_processing/status")["batches"] if b["directory"] == str(directory)]
+
+
+def is_processing(client: ComfyClient, directory: Path | str, filename: str) -> bool:
+    """True while the newest batch on directory is running with filename as its current image."""
+    rows = batch_status(client, directory)
+    return bool(rows) and rows[0]["state"] == "running" and rows[0]["current_file"] == filename

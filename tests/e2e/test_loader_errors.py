@@ -7,7 +7,7 @@ from pathlib import Path
 
 import imagefiles as img
 from harness import ComfyClient, ComfyServer
-from helpers import batch_runs, saved_names
+from helpers import batch_runs, batch_status, is_processing, saved_names
 from workflows import loader_to_saveimage
 
 
@@ -87,18 +87,12 @@ def test_a_rejected_next_prompt_stops_the_batch_and_names_the_node(
     prompt["22"] = {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["20", 0]}}
     prompt["10"]["inputs"]["images"] = ["22", 0]
     client.queue_prompt(prompt)
-    def first_image_running() -> bool:
-        rows = [b for b in client.get("/batch_image_processing/status")["batches"]
-                if b["directory"] == str(input_folder)]
-        return bool(rows) and rows[0]["current_file"] == "v0.png"
-
-    client.wait_for(first_image_running, timeout=30, what="the first image to run")
+    client.wait_for(lambda: is_processing(client, input_folder, "v0.png"), timeout=30, what="the first image")
     time.sleep(0.7)  # LoadImage and ImageBatch are done within ms; the 2 s sleep node is running
     extra.unlink()
     client.wait_idle()
     assert saved_names(output_folder) == ["v0", "v0"]  # one run, a batch of two images
     log = comfy_server.log_text()
     assert "ComfyUI rejected the next prompt" in log and "node 20 (LoadImage)" in log
-    [info] = [b for b in client.get("/batch_image_processing/status")["batches"]
-              if b["directory"] == str(input_folder)]
+    [info] = batch_status(client, input_folder)
     assert info["state"] == "stopped" and "node 20 (LoadImage)" in info["last_error"]

@@ -10,14 +10,10 @@ from pathlib import Path
 import aiohttp
 import imagefiles as img
 from harness import ComfyClient, ComfyServer
-from helpers import saved_names
+from helpers import batch_status, is_processing, saved_names
 from workflows import loader_to_saveimage
 
 ROUTE = "/batch_image_processing"
-
-
-def batches_of(client: ComfyClient, directory: Path) -> list[dict]:
-    return [b for b in client.get(f"{ROUTE}/status")["batches"] if b["directory"] == str(directory)]
 
 
 def test_status_reports_a_finished_batch(client: ComfyClient, input_folder: Path, test_name: str) -> None:
@@ -26,7 +22,7 @@ def test_status_reports_a_finished_batch(client: ComfyClient, input_folder: Path
     img.write_zero_byte(input_folder / "s9.png")
     client.queue_prompt(loader_to_saveimage(str(input_folder), test_name, error_handling="Skip on error"))
     client.wait_idle()
-    [info] = batches_of(client, input_folder)
+    [info] = batch_status(client, input_folder)
     assert info["node_id"] == "1" and info["state"] == "complete"
     assert (info["done"], info["skipped"], info["position"], info["total"]) == (3, 1, 4, 4)
     assert info["text"].startswith("4 / 4 - ") and info["text"].endswith("done, 1 skipped")
@@ -42,17 +38,13 @@ def test_stop_while_an_image_runs_lets_it_finish_and_runs_nothing_more(
         img.write_solid(input_folder / f"t{i}.png", (i, 0, 0))
     client.queue_prompt(loader_to_saveimage(str(input_folder), test_name, sleep=1.5))
 
-    def running_first_image() -> bool:
-        rows = batches_of(client, input_folder)
-        return bool(rows) and rows[0]["state"] == "running" and rows[0]["current_file"] == "t0.png"
-
-    client.wait_for(running_first_image, timeout=60, what="the first image to be running")
+    client.wait_for(lambda: is_processing(client, input_folder, "t0.png"), timeout=60, what="the first image")
     assert saved_names(output_folder) == []
     status, body = client.request("POST", f"{ROUTE}/stop", {"node_id": "1"})
     assert status == 200 and len(body["stopped"]) >= 1
     client.wait_idle()
     assert saved_names(output_folder) == ["t0"], "the running image must finish, and nothing more run"
-    [info] = [b for b in batches_of(client, input_folder) if b["key"] in body["stopped"]]
+    [info] = [b for b in batch_status(client, input_folder) if b["key"] in body["stopped"]]
     assert info["state"] == "stopped" and info["position"] == 1 and info["last_error"] == ""
 
 
@@ -69,7 +61,7 @@ def test_reset_then_queue_starts_over(
     assert 2 <= len(partial) < 4
     status, body = client.request("POST", f"{ROUTE}/reset", {"node_id": "1"})
     assert status == 200 and body["reset"]
-    assert batches_of(client, input_folder) == []
+    assert batch_status(client, input_folder) == []
     client.queue_prompt(loader_to_saveimage(str(input_folder), test_name))  # Continue: nothing to continue
     client.wait_idle()
     assert saved_names(output_folder) == [*partial, "r0", "r1", "r2", "r3"]
