@@ -1,7 +1,9 @@
-"""Test-only nodes the end-to-end tests put into a real ComfyUI: a node that fails on chosen
-file names (downstream failures) and one that waits (time to press Cancel or Stop)."""
+"""Test-only nodes the end-to-end tests and benchmarks put into a real ComfyUI: a node that fails
+on chosen file names (downstream failures), one that waits (time to press Cancel or Stop), and a
+"free" image source (the benchmarks' lower bound for any loader)."""
 
 import time
+import typing
 
 
 class BIPTestFailOn:
@@ -39,4 +41,26 @@ class BIPTestSleep:
         return (images,)
 
 
-NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestSleep": BIPTestSleep}
+class BIPTestNoiseImage:
+    """A random-noise image made once and returned at no cost: what a loader that costs nothing gives."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    _cache: typing.ClassVar[dict] = {}
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"size": ("INT", {"default": 1024, "min": 8, "max": 8192}),
+                             "index": ("INT", {"default": 0, "min": 0, "max": 1_000_000})}}
+
+    def run(self, size, index):
+        import torch
+
+        if size not in self._cache:
+            self._cache[size] = torch.rand(1, size, size, 3, generator=torch.Generator().manual_seed(0))
+        return (self._cache[size],)
+
+
+NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestSleep": BIPTestSleep,
+                       "BIPTestNoiseImage": BIPTestNoiseImage}
