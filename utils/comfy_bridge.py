@@ -41,9 +41,15 @@ def current_client_id() -> str | None:
     return getattr(_server(), "client_id", None)
 
 
+def _queue_snapshot() -> tuple[list, list]:
+    """(running items, pending items); the cheap shallow copy where this ComfyUI has it."""
+    queue = _queue()
+    return getattr(queue, "get_current_queue_volatile", queue.get_current_queue)()
+
+
 def running_item(prompt_id: str) -> tuple | None:
     """The running queue item of prompt_id: a copy taken before execution mutated the prompt."""
-    running, _ = _queue().get_current_queue_volatile()
+    running, _ = _queue_snapshot()
     for item in running:
         if item[1] == prompt_id:
             return item
@@ -52,7 +58,7 @@ def running_item(prompt_id: str) -> tuple | None:
 
 def queued_prompt_ids() -> tuple[set[str], set[str]]:
     """(running ids, pending ids)."""
-    running, pending = _queue().get_current_queue_volatile()
+    running, pending = _queue_snapshot()
     return {item[1] for item in running}, {item[1] for item in pending}
 
 
