@@ -397,11 +397,11 @@ class BatchController:
 
     def _warn_duplicate(self, settings: BatchSettings, prompt_id: str) -> None:
         state = self._state(settings.key)
-        where = f" (image {state.next_index + 1}/{state.total})" if state else ""
+        where = f", now at image {min(state.next_index + 1, state.total)}/{state.total}" if state else ""
         log.warning(
-            "node %s: a batch on '%s' is already running%s; this extra run (prompt %s) does nothing. "
-            "Each image is processed once.",
-            settings.node_id, settings.directory, where, prompt_id,
+            "node %s: this run (prompt %s) was queued while the batch on '%s' was running%s, so it "
+            "does nothing: each image is processed once.",
+            settings.node_id, prompt_id, settings.directory, where,
         )
 
     # ----- watching a prompt to its end --------------------------------------------------------
