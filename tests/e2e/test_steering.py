@@ -111,3 +111,32 @@ def test_browser_client_gets_progress_and_status_events(
     assert statuses[-1]["text"].startswith("3 / 3") and statuses[-1]["state"] == "complete"
     executed = [d for t, d in events if t == "executed" and d.get("node") == "4"]
     assert len(executed) == 3, "previews of every image reach the browser that pressed Queue"
+
+
+def test_stop_removes_a_queued_next_image_from_the_queue(
+    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str
+) -> None:
+    """The next image waits behind another workflow in the queue: Stop takes it out of the queue."""
+    for i in range(3):
+        img.write_solid(input_folder / f"w{i}.png", (i, 0, i))
+    client.queue_prompt(loader_to_saveimage(str(input_folder), test_name, sleep=1.0))
+    client.wait_for(lambda: is_processing(client, input_folder, "w0.png"), timeout=60, what="the first image")
+    other = {
+        "1": {"class_type": "BIPTestNoiseImage", "inputs": {"size": 8, "index": 0}},
+        "2": {"class_type": "BIPTestSleep", "inputs": {"images": ["1", 0], "seconds": 3.0}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }
+    other_id = client.queue_prompt(other)  # runs after the first image; the batch's next one waits behind it
+
+    def next_image_waiting() -> bool:
+        q = client.queue()
+        return [item[1] for item in q["queue_running"]] == [other_id] and len(q["queue_pending"]) == 1
+
+    client.wait_for(next_image_waiting, timeout=60, what="the batch's next image waiting in the queue")
+    status, body = client.request("POST", f"{ROUTE}/stop", {"node_id": "1"})
+    assert status == 200 and body["stopped"]
+    assert client.queue()["queue_pending"] == [], "the queued next image must be removed"
+    client.wait_idle()
+    assert saved_names(output_folder) == ["w0"]
+    [info] = batch_status(client, input_folder)
+    assert info["state"] == "stopped" and info["position"] == 1
