@@ -550,7 +550,9 @@ class BatchController:
             with self._lock:
                 self._posting.discard(next_id)
                 keys = self._continuations.get(next_id, frozenset())
-                if keys & self._stop_requested:  # Stop pressed while the POST was on its way
+                if keys & self._stop_requested and next_id not in self._runs:
+                    # Stop was pressed while the POST was on its way. (Once the next image's loader
+                    # has run, the stop request stays and takes effect when that image is done.)
                     self._cancel_pending(next_id)
                 for key in keys:
                     self.store.save(self._states[key])
