@@ -24,6 +24,7 @@ from .batch_status import describe, describe_duration
 from .file_listing import FileMatcher, ImageEntry, list_images
 from .image_decode import DecodeError
 from .prefetch import Prefetcher, PreparedImage, prepare
+from .prompt_watcher import PromptWatcher
 from .queue_control import (
     PromptTemplate,
     QueueError,
@@ -37,15 +38,10 @@ from .queue_control import (
 STOP_ON_ERROR, SKIP_ON_ERROR = "Stop on error", "Skip on error"
 CONTINUE, RESET = "Continue", "Reset"
 
-# How often the watcher looks at ComfyUI's history for the end of a prompt. The history
-# check is a dict lookup under the queue's lock, so polling this often costs nothing
-# measurable and keeps the gap between two images at a few milliseconds.
-POLL_FAST_S, POLL_SLOW_S, FAST_PHASE_S = 0.001, 0.005, 2.0
 # A prompt from the batch's own browser queued this soon after the batch ended is the frontend's
 # auto-queue ("Run (Instant)") answering the empty queue (it does so within tens of ms), not a
 # person asking for a new pass: nobody reads "done" and presses Queue within half a second.
 AUTO_QUEUE_ECHO_S = 0.5
-LIVENESS_CHECK_S = 0.5
 
 
 class BatchError(RuntimeError):
@@ -131,8 +127,7 @@ class BatchController:
         self._settings: dict[str, BatchSettings] = {}  # batch key -> what its loader asked for
         self._clients: dict[str, str | None] = {}  # batch key -> client_id of the browser that runs it
         self._ended: dict[str, float] = {}  # batch key -> when its chain ended (or an echo was refused)
-        self._watch_wakeup = threading.Condition(self._lock)
-        self._watcher: threading.Thread | None = None
+        self._watcher = PromptWatcher(self._conclude)
 
     # ----- state -------------------------------------------------------------------------
     @property
@@ -416,53 +411,23 @@ class BatchController:
             template = template_from_hidden_inputs(prompt, extra_pnginfo, bridge.current_client_id())
         run = PromptRun(prompt_id, template)
         self._runs[prompt_id] = run
-        if self._watcher is None or not self._watcher.is_alive():
-            self._watcher = threading.Thread(target=self._watch_loop, name="batch-image-watcher", daemon=True)
-            self._watcher.start()
-        self._watch_wakeup.notify()
+        self._watcher.watch(prompt_id)
         return run
 
-    def _watch_loop(self) -> None:
-        """One thread for the whole process: waits for each watched prompt to finish."""
-        first_seen: dict[str, float] = {}
-        last_liveness = time.monotonic()
-        while True:
-            with self._lock:
-                while not self._runs:
-                    first_seen.clear()
-                    self._watch_wakeup.wait()
-                watched = list(self._runs)
-            now = time.monotonic()
-            alive: tuple[set[str], set[str]] | None = None
-            if now - last_liveness > LIVENESS_CHECK_S:
-                last_liveness, alive = now, bridge.queued_prompt_ids()
-            for prompt_id in watched:
-                first_seen.setdefault(prompt_id, now)
-                status = bridge.finished_status(prompt_id)
-                if status is bridge.NOT_FINISHED:
-                    if alive is None or prompt_id in alive[0] or prompt_id in alive[1]:
-                        continue
-                    status = bridge.finished_status(prompt_id)  # finished between the two looks?
-                    if status is bridge.NOT_FINISHED:
-                        status = None  # gone from the queue and from history
-                first_seen.pop(prompt_id, None)
-                self._conclude(prompt_id, status)
-            newest = max(first_seen.values(), default=now)
-            time.sleep(POLL_FAST_S if now - newest < FAST_PHASE_S else POLL_SLOW_S)
-
     def _conclude(self, prompt_id: str, status: object) -> None:
+        """The watcher saw prompt_id finish: record it, then queue the next image or end the batch."""
         try:
             outcome, message = classify_outcome(status)
             with self._lock:
                 follow_up = self._after_prompt(self._runs.pop(prompt_id), outcome, message)
             if follow_up is not None:
                 self._post_continuation(*follow_up)
-        except Exception:  # the watcher must never die: every other batch would hang
-            log.exception("handling the end of prompt %s failed; its batch stopped", prompt_id)
-            with self._lock:
+        except Exception:
+            with self._lock:  # never leave a batch hanging in "running"
                 run = self._runs.pop(prompt_id, None)
                 for loader in run.loaders if run else []:
                     self._stop(loader.settings.key, "internal error, see the ComfyUI log")
+            raise
 
     def _after_prompt(self, run: PromptRun, outcome: str, message: str) -> tuple[PromptTemplate, str] | None:
         """Record what the finished prompt did; returns (template, prompt id) to queue next, if any."""

@@ -1,0 +1,70 @@
+"""Wait for ComfyUI prompts to finish, from one background thread for the whole process.
+
+ComfyUI has no "prompt finished" hook (v0.3.x), but it writes a history entry the moment a
+prompt ends. Looking that entry up is a dict lookup under the queue's lock, so polling every
+millisecond costs nothing measurable and tells the batch its image is done within a ms or two.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from . import comfy_bridge as bridge
+from . import log
+
+# Poll fast while a prompt is young (small images finish in ms), slower once it runs long.
+POLL_FAST_S, POLL_SLOW_S, FAST_PHASE_S = 0.001, 0.005, 2.0
+# How often to check that a watched prompt still exists (a cleared queue or history drops it).
+LIVENESS_CHECK_S = 0.5
+
+
+class PromptWatcher:
+    """Calls on_finished(prompt_id, status) once per watched prompt, from the watcher thread.
+
+    status is ComfyUI's history status dict, or None when the prompt vanished from both the
+    queue and the history.
+    """
+
+    def __init__(self, on_finished: Callable[[str, object], None]) -> None:
+        self._on_finished = on_finished
+        self._wakeup = threading.Condition()
+        self._watched: dict[str, float] = {}  # prompt id -> when watching began
+        self._thread: threading.Thread | None = None
+
+    def watch(self, prompt_id: str) -> None:
+        with self._wakeup:
+            self._watched.setdefault(prompt_id, time.monotonic())
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="batch-image-watcher", daemon=True)
+                self._thread.start()
+            self._wakeup.notify()
+
+    def _loop(self) -> None:
+        last_liveness = time.monotonic()
+        while True:
+            with self._wakeup:
+                while not self._watched:
+                    self._wakeup.wait()
+                watched = dict(self._watched)
+            now = time.monotonic()
+            alive: tuple[set[str], set[str]] | None = None
+            if now - last_liveness > LIVENESS_CHECK_S:
+                last_liveness, alive = now, bridge.queued_prompt_ids()
+            for prompt_id in watched:
+                status = bridge.finished_status(prompt_id)
+                if status is bridge.NOT_FINISHED:
+                    if alive is None or prompt_id in alive[0] or prompt_id in alive[1]:
+                        continue
+                    status = bridge.finished_status(prompt_id)  # finished between the two looks?
+                    if status is bridge.NOT_FINISHED:
+                        status = None  # gone from the queue and from history
+                with self._wakeup:
+                    self._watched.pop(prompt_id, None)
+                try:
+                    self._on_finished(prompt_id, status)
+                except Exception:  # the watcher must never die: every other batch would hang
+                    log.exception("handling the end of prompt %s failed", prompt_id)
+            newest = max(watched.values(), default=now)
+            time.sleep(POLL_FAST_S if now - newest < FAST_PHASE_S else POLL_SLOW_S)
