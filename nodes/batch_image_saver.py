@@ -20,8 +20,7 @@ from ..utils.save_naming import (
     UnsafePathError,
     build_name,
     clean_relative_path,
-    format_of_extension,
-    output_extension,
+    output_format,
     split_filename,
     target_path,
 )
@@ -118,8 +117,7 @@ class BatchImageSaver:
     ) -> dict[str, Any]:
         root = resolve_folder(output_directory, bridge.output_directory())
         stem, input_ext = split_filename(filename)
-        extension = output_extension(file_format, input_ext)
-        fmt = format_of_extension(extension) if file_format == "same as input" else file_format
+        fmt, extension = output_format(file_format, input_ext)
         depth = 16 if bit_depth == "16" and fmt in ("png", "tiff") else 8
         subdir = clean_relative_path(relative_path)
         metadata = {}

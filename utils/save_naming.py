@@ -13,7 +13,7 @@ import threading
 
 FILE_FORMATS = ("same as input", "png", "jpg", "webp", "tiff")
 FORMAT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tiff"}
-# Input extensions that "same as input" keeps; the rest are written as PNG (see input_format).
+# Input extensions that "same as input" keeps; the rest are written as PNG (see output_format).
 _SAME_AS_INPUT = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tiff", ".tiff": "tiff"}
 DEFAULT_STEM = "image"
 
@@ -61,20 +61,13 @@ def split_filename(filename: str) -> tuple[str, str]:
     return clean_component(stem), ext.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", ext) else ""
 
 
-def input_format(extension: str) -> str:
-    """The format "same as input" writes for an input extension (BMP/GIF/unknown -> PNG)."""
-    return _SAME_AS_INPUT.get(extension.lower(), "png")
-
-
-def output_extension(file_format: str, input_extension: str) -> str:
-    if file_format == "same as input":
-        fmt = input_format(input_extension)
-        return input_extension if _SAME_AS_INPUT.get(input_extension) == fmt else FORMAT_EXTENSIONS[fmt]
-    return FORMAT_EXTENSIONS[file_format]
-
-
-def format_of_extension(extension: str) -> str:
-    return _SAME_AS_INPUT.get(extension, "png")
+def output_format(file_format: str, input_extension: str) -> tuple[str, str]:
+    """(format, extension) to write. "same as input" keeps the input's format and extension
+    spelling (.jpeg stays .jpeg); BMP, GIF and unknown inputs are written as PNG."""
+    if file_format != "same as input":
+        return file_format, FORMAT_EXTENSIONS[file_format]
+    fmt = _SAME_AS_INPUT.get(input_extension.lower())
+    return (fmt, input_extension) if fmt else ("png", FORMAT_EXTENSIONS["png"])
 
 
 def build_name(stem: str, prefix: str, suffix: str, batch_index: int | None, extension: str) -> str:

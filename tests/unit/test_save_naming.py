@@ -10,7 +10,7 @@ from batch_image_processing.utils.save_naming import (
     build_name,
     clean_component,
     clean_relative_path,
-    output_extension,
+    output_format,
     split_filename,
     target_path,
 )
@@ -63,14 +63,15 @@ def test_prefix_and_suffix_cannot_carry_separators() -> None:
     assert clean_component("a\nb") == "a_b"
 
 
-def test_output_extension() -> None:
-    assert output_extension("same as input", ".jpeg") == ".jpeg"
-    assert output_extension("same as input", ".tif") == ".tif"
-    assert output_extension("same as input", ".bmp") == ".png"
-    assert output_extension("same as input", ".gif") == ".png"
-    assert output_extension("same as input", "") == ".png"
-    assert output_extension("jpg", ".png") == ".jpg"
-    assert output_extension("tiff", ".png") == ".tiff"
+def test_output_format_and_extension() -> None:
+    assert output_format("same as input", ".jpeg") == ("jpg", ".jpeg")
+    assert output_format("same as input", ".tif") == ("tiff", ".tif")
+    assert output_format("same as input", ".webp") == ("webp", ".webp")
+    assert output_format("same as input", ".bmp") == ("png", ".png")
+    assert output_format("same as input", ".gif") == ("png", ".png")
+    assert output_format("same as input", "") == ("png", ".png")
+    assert output_format("jpg", ".png") == ("jpg", ".jpg")
+    assert output_format("tiff", ".png") == ("tiff", ".tiff")
 
 
 def test_target_path_stays_inside_root(tmp_path: Path) -> None:
