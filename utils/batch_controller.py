@@ -558,9 +558,13 @@ class BatchController:
     def stop(self, node_id: str | None = None) -> list[str]:
         """Stop the running batches of node_id (None: all): the image in progress finishes, nothing
         more runs, a queued next prompt is taken out of the queue. Returns the keys stopped."""
+        with self._lock:
+            return self._stop_keys(self._keys_of(node_id))
+
+    def _stop_keys(self, keys: list[str]) -> list[str]:
         stopped = []
         with self._lock:
-            for key in self._keys_of(node_id):
+            for key in keys:
                 prompt_id = self._in_flight.get(key)
                 if prompt_id is None:
                     continue
@@ -574,7 +578,7 @@ class BatchController:
         """Forget the position of node_id's batches: the next Queue starts at start_index."""
         with self._lock:
             keys = self._keys_of(node_id)
-            self.stop(node_id)
+            self._stop_keys(keys)
             for key in keys:
                 self._states.pop(key, None)
                 self._snapshots.pop(key, None)
