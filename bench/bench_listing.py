@@ -37,6 +37,7 @@ def main() -> None:
     sys.path.insert(0, str(default_comfyui_dir()))  # folder_paths, for the validation code path
     pack = load_pack()
     from batch_image_processing.nodes.batch_image_loader import folder_problem
+    from batch_image_processing.utils.batch import Batch
     from batch_image_processing.utils.batch_controller import BatchController
     from batch_image_processing.utils.batch_state import BatchSettings, StateStore
     from batch_image_processing.utils.file_listing import FileMatcher, list_images
@@ -56,13 +57,13 @@ def main() -> None:
         controller = BatchController(store_factory=lambda: StateStore(str(Path(tmp) / "state")))
         settings = BatchSettings("1", str(folder), "All Images", "", False, "Name (natural)")
         start = time.perf_counter()
-        controller._start_batch(settings, 0)  # first run of a batch: scan + snapshot on disk
+        Batch.new_pass(settings, 0, controller.store).save(controller.store)  # first run: scan + snapshot
         batch_start = (time.perf_counter() - start) * 1000
 
         def ours_per_run() -> None:
             # A new batch's validation scans (stops at the first match); a running one's skips it.
             assert folder_problem(str(folder), "All Images", "", False, "Name (natural)") is None
-            assert controller._snapshot(settings.key) is not None
+            assert controller._batch(settings) is not None
 
         ours = per_call_ms(ours_per_run, RUNS)
         validation = per_call_ms(
@@ -70,7 +71,7 @@ def main() -> None:
         fresh = per_call_ms(lambda: list_images(str(folder), matcher, False, "Name (natural)"), 5)
         controller2 = BatchController(store_factory=lambda: StateStore(str(Path(tmp) / "state")))
         start = time.perf_counter()
-        controller2._snapshot(settings.key)  # after a restart: snapshot read back from disk
+        controller2._batch(settings)  # after a restart: state and snapshot read back from disk
         reload_ms = (time.perf_counter() - start) * 1000
 
     rows = {

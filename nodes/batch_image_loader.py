@@ -6,17 +6,13 @@ import os
 from typing import Any
 
 from ..utils import comfy_bridge as bridge
-from ..utils.batch_controller import (
-    CONTINUE,
-    RESET,
-    SKIP_ON_ERROR,
-    STOP_ON_ERROR,
-    BatchError,
-    controller,
-)
+from ..utils.batch import BatchError
+from ..utils.batch_controller import controller
+from ..utils.batch_identity import workflow_identity
 from ..utils.batch_state import BatchSettings
 from ..utils.file_listing import DEFAULT_CUSTOM_PATTERN, FILTER_PRESETS, SORT_MODES, FileMatcher, has_any_image
 from ..utils.paths import resolve_folder
+from ..utils.prompt_runs import CONTINUE, RESET, SKIP_ON_ERROR, STOP_ON_ERROR
 
 OUTPUTS = (
     ("IMAGE", "IMAGE", "The image, float RGB in 0..1, EXIF rotation applied."),
@@ -38,6 +34,7 @@ def _settings(
     custom_pattern: str,
     include_subfolders: bool,
     sort_by: str,
+    workflow_id: str,
 ) -> BatchSettings:
     return BatchSettings(
         node_id=str(unique_id),
@@ -46,6 +43,7 @@ def _settings(
         custom_pattern=custom_pattern if filter_preset == "Custom" else "",
         include_subfolders=bool(include_subfolders),
         sort_by=sort_by,
+        workflow_id=workflow_id,
     )
 
 
@@ -172,7 +170,8 @@ class BatchImageLoader:
         extra_pnginfo: dict | None = None,
         unique_id: Any = None,
     ) -> tuple:
-        settings = _settings(unique_id, directory, filter_preset, custom_pattern, include_subfolders, sort_by)
+        settings = _settings(unique_id, directory, filter_preset, custom_pattern, include_subfolders, sort_by,
+                             workflow_identity(extra_pnginfo, prompt))
         device, dtype = bridge.tensor_target()
         try:
             loaded = controller().load_next(

@@ -1,10 +1,12 @@
-"""The batch chain: which image a loader takes, and when the next prompt is queued.
+"""The registry of batches of this ComfyUI process, and the map from prompt ids to them.
 
-One controller per ComfyUI process. A loader asks it for the next image; the controller
-remembers which prompts it queued itself (continuations), watches each prompt until ComfyUI
-has finished it, marks the image done only when the prompt succeeded, and only then queues
-the next one. So Cancel leaves nothing in the queue, a failure anywhere in the workflow obeys
-the loader's error policy, and a second Queue press can never start a second chain.
+A loader asks for its next image; the controller finds its Batch (utils/batch.py has the whole
+life of one batch), decides whether this prompt is a press, a continuation or a duplicate, and
+watches each prompt until ComfyUI has finished it. Only then is the image marked done and the
+next prompt queued, so Cancel, Stop and Clear queue leave nothing behind, a failure anywhere in
+the workflow obeys the loader's error policy, and a second Queue press never starts a second
+chain. What users do to the queue (Cancel, Clear, delete) reaches on_queue_request before
+ComfyUI acts on it, so a Cancel that lands between two images is not lost.
 """
 
 from __future__ import annotations
@@ -14,89 +16,36 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import comfy_bridge as bridge
 from . import log
-from .batch_state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, StateStore
-from .batch_status import describe, describe_duration
-from .file_listing import FileMatcher, ImageEntry, list_images
-from .image_decode import DecodeError
-from .prefetch import Prefetcher, PreparedImage, prepare
-from .prompt_watcher import PromptWatcher
-from .queue_control import (
-    PromptTemplate,
-    QueueError,
-    build_payload,
-    describe_node_errors,
-    post_prompt,
-    template_from_hidden_inputs,
-    template_from_queue_item,
+from .batch import (
+    COMPLETE,
+    NEW_PASS,
+    QUEUED,
+    RUNNING,
+    STOP_BUTTON,
+    STOP_CANCEL,
+    STOP_REMOVED,
+    STOPPED,
+    Batch,
+    describe_saved,
 )
-
-STOP_ON_ERROR, SKIP_ON_ERROR = "Stop on error", "Skip on error"
-CONTINUE, RESET = "Continue", "Reset"
+from .batch_events import BatchEvents
+from .batch_state import BatchSettings, StateStore
+from .image_decode import DecodeError
+from .image_picking import BatchError, pick_image
+from .prefetch import Prefetcher, PreparedImage, prepare
+from .prompt_runs import CONTINUE, SKIP_ON_ERROR, LoadedImage, LoaderRun, PromptRun, classify_outcome
+from .prompt_watcher import PromptWatcher
+from .queue_control import QueueError, build_payload, describe_node_errors, post_prompt
+from .queue_requests import batches_to_stop
 
 # A prompt from the batch's own browser queued this soon after the batch ended is the frontend's
 # auto-queue ("Run (Instant)") answering the empty queue (it does so within tens of ms), not a
 # person asking for a new pass: nobody reads "done" and presses Queue within half a second.
 AUTO_QUEUE_ECHO_S = 0.5
-
-
-class BatchError(RuntimeError):
-    """A batch cannot go on; the message is meant for the user (no traceback needed)."""
-
-
-@dataclass
-class LoadedImage:
-    """What a loader outputs for one image of its batch."""
-
-    entry: ImageEntry
-    full_path: str
-    index: int
-    total: int
-    image: PreparedImage
-
-    @property
-    def is_last(self) -> bool:
-        return self.index >= self.total - 1
-
-
-@dataclass
-class LoaderRun:
-    """One loader's image within one prompt."""
-
-    settings: BatchSettings
-    index: int
-    rel_path: str
-    error_policy: str
-
-
-@dataclass
-class PromptRun:
-    """Loaders of one running prompt, and whether any of them ended the batch in it."""
-
-    prompt_id: str
-    template: PromptTemplate | None = None
-    loaders: list[LoaderRun] = field(default_factory=list)
-    ends_chain: bool = False
-
-
-def classify_outcome(status: object) -> tuple[str, str]:
-    """("success"|"interrupted"|"error"|"lost", message) from a history status dict."""
-    if status is None or not isinstance(status, dict):
-        return "lost", "the prompt disappeared from ComfyUI's history"
-    if status.get("status_str") == "success":
-        return "success", ""
-    for event, _ in status.get("messages") or []:
-        if event == "execution_interrupted":
-            return "interrupted", "cancelled"
-    for event, data in status.get("messages") or []:
-        if event == "execution_error" and isinstance(data, dict):
-            node = f"node {data.get('node_id', '?')} ({data.get('node_type', '?')})"
-            return "error", f"{node} failed: {data.get('exception_message', '').strip()}"
-    return "error", "the prompt failed"
 
 
 class BatchController:
@@ -115,534 +64,317 @@ class BatchController:
         self._prepare = prepare_fn
         self._prefetcher = Prefetcher(prepare_fn)
         self._target: tuple[Any, Any] = (None, None)  # device, dtype of the tensors to build
-        self._states: dict[str, BatchState] = {}
-        self._snapshots: dict[str, list[ImageEntry]] = {}
-        self._runs: dict[str, PromptRun] = {}  # prompt id -> loaders running in it
-        self._continuations: dict[str, frozenset[str]] = {}  # prompt ids we queued -> batch keys
-        self._templates: dict[str, PromptTemplate] = {}  # prompt ids we queued -> what they were built from
-        self._in_flight: dict[str, str] = {}  # batch key -> prompt id running or queued for it
-        self._stale: dict[str, set[str]] = {}  # batch key -> prompts queued while it ran
-        self._posting: set[str] = set()  # continuations being POSTed right now (not in the queue yet)
-        self._stop_requested: set[str] = set()
-        self._settings: dict[str, BatchSettings] = {}  # batch key -> what its loader asked for
-        self._clients: dict[str, str | None] = {}  # batch key -> client_id of the browser that runs it
-        self._ended: dict[str, float] = {}  # batch key -> when its chain ended (or an echo was refused)
+        self._batches: dict[str, Batch] = {}
+        self._prompts: dict[str, PromptRun] = {}  # prompt id -> what it means to the batches
+        self._events = BatchEvents()
         self._watcher = PromptWatcher(self._conclude)
 
-    # ----- state -------------------------------------------------------------------------
     @property
     def store(self) -> StateStore:
         if self._store is None:
             self._store = self._store_factory()
         return self._store
 
-    def _state(self, key: str) -> BatchState | None:
-        if key not in self._states:
-            state = self.store.load(key)
-            if state is None:
+    def _batch(self, settings: BatchSettings) -> Batch | None:
+        """The batch of these settings, from memory or from disk (after a restart)."""
+        batch = self._batches.get(settings.key)
+        if batch is None:
+            state, entries = self.store.load(settings.key), self.store.load_snapshot(settings.key)
+            if state is None or entries is None:
                 return None
-            self._states[key] = state
-        return self._states[key]
+            batch = self._batches[settings.key] = Batch(settings, state, entries)
+        return batch
 
-    def _snapshot(self, key: str) -> list[ImageEntry] | None:
-        if key not in self._snapshots:
-            snap = self.store.load_snapshot(key)
-            if snap is None:
+    # ----- the loader's entry point ------------------------------------------------------------
+    def load_next(self, settings: BatchSettings, iteration_mode: str, error_policy: str, start_index: int,
+                  prompt: dict | None, extra_pnginfo: dict | None, device: Any = None,
+                  dtype: Any = None) -> LoadedImage | None:
+        """The image this prompt should process, or None when it must do nothing (a duplicate press,
+        a queued image whose batch was stopped, or nothing readable left). Listing and decoding
+        happen outside the lock, so validation and the HTTP routes never wait for them."""
+        prompt_id = bridge.current_prompt_id()
+        if not prompt_id:
+            raise BatchError("Batch Image Loader could not find the id of the running prompt.")
+        self._settle_previous(settings.key, prompt_id)
+        with self._lock:
+            self._target = (device, dtype)
+            run = self._prompts.get(prompt_id) or self._start_prompt_run(prompt_id, prompt, extra_pnginfo)
+            batch = run.continues_key(settings.key)
+            if batch is not None:
+                if not batch.next_started(prompt_id):  # stopped or reset while it waited in the queue
+                    if batch.prompt_id == prompt_id:
+                        self._end(batch, STOPPED)
+                    return None
+            else:
+                batch = self._press(settings, run, prompt_id, iteration_mode)
+                if batch is None:
+                    return None
+        if batch is NEW_PASS:
+            batch = self._new_pass(settings, start_index, run, prompt_id)
+        try:
+            loaded = pick_image(batch, error_policy, self._prefetcher, self._prepare, self._target, self._lock)
+        except DecodeError as exc:
+            with self._lock:
+                run.ends_chain = True
+                self._end(batch, STOPPED, str(exc))
+            raise BatchError(f"{exc}. The batch stopped (error_handling: Stop on error).") from None
+        with self._lock:
+            if loaded is None:  # everything left was unreadable and skipped
+                run.ends_chain = True
+                self._end(batch, COMPLETE)
                 return None
-            self._snapshots[key] = snap
-        return self._snapshots[key]
+            run.loaders.append(LoaderRun(batch, loaded.index, loaded.entry.rel_path, error_policy))
+            batch.state.current_file = loaded.entry.rel_path
+            self._prefetch_after(batch, loaded.index)
+            self._events.status(batch, prompt_id)
+        log.info("node %s: image %d/%d %s", settings.node_id, loaded.index + 1, loaded.total, loaded.entry.rel_path)
+        return loaded
 
+    def _settle_previous(self, key: str, prompt_id: str) -> None:
+        """A new prompt runs, so the batch's previous one has finished: record it now rather than
+        wait for the watcher (outside the lock: recording may queue the next image)."""
+        with self._lock:
+            batch = self._batches.get(key)
+            previous = batch.prompt_id if batch is not None and batch.phase == RUNNING else None
+            if previous == prompt_id or previous not in self._prompts:
+                return
+        if previous is not None:
+            status = bridge.finished_status(previous)
+            if status is not bridge.NOT_FINISHED:
+                self._conclude(previous, status)
+
+    def _press(self, settings: BatchSettings, run: PromptRun, prompt_id: str, mode: str) -> Batch | None:
+        """A prompt the user queued: the batch to resume, NEW_PASS, or None (a duplicate)."""
+        batch = self._batch(settings)
+        created, client_id = bridge.prompt_created_and_client(prompt_id)
+        if batch is not None and batch.phase == QUEUED and batch.stop_reason is not None:
+            self._cancel_queued(batch)  # stopped in the gap: its next image never runs
+        if batch is not None and batch.going:
+            self._events.refused(settings, prompt_id, client_id, batch, "is running")
+            return None
+        verdict = batch.is_echo_or_duplicate(created, client_id, AUTO_QUEUE_ECHO_S) if batch else None
+        if verdict == "duplicate":
+            self._events.refused(settings, prompt_id, client_id, batch, "was running when this run was queued")
+            return None
+        if verdict == "echo":
+            assert batch is not None
+            batch.ended_at = time.time()
+            raise BatchError(
+                f"the batch on '{settings.directory}' has just "
+                f"{'finished' if batch.state.status == COMPLETE else 'stopped'}; this run was queued automatically "
+                "by the frontend's auto-queue (Run (Instant)), so it processes nothing. Batch Image Loader "
+                "queues every image itself: turn auto-queue off, and press Queue to start a new pass."
+            )
+        self._prefetcher.discard(settings.key)
+        if batch is None or not batch.resume_point(mode == CONTINUE):
+            return NEW_PASS
+        batch.begin_chain(prompt_id, created, client_id)
+        log.info("node %s: resuming the batch on '%s' at image %d/%d", settings.node_id, settings.directory,
+                 batch.state.next_index + 1, batch.state.total)
+        return batch
+
+    def _new_pass(self, settings: BatchSettings, start_index: int, run: PromptRun, prompt_id: str) -> Batch:
+        batch = Batch.new_pass(settings, start_index, self.store)
+        created, client_id = bridge.prompt_created_and_client(prompt_id)
+        with self._lock:
+            self._batches[settings.key] = batch
+            batch.begin_chain(prompt_id, created, client_id)
+            batch.save(self.store)
+        return batch
+
+    def _prefetch_after(self, batch: Batch, index: int) -> None:
+        if index + 1 < len(batch.entries):
+            path = batch.full_path(index + 1)
+            self._prefetcher.schedule(batch.key, index + 1, path, *self._target)
+
+    # ----- watching a prompt to its end --------------------------------------------------------
+    def _start_prompt_run(self, prompt_id: str, prompt: dict | None, extra_pnginfo: dict | None) -> PromptRun:
+        run = PromptRun(prompt_id, bridge.prompt_template(prompt_id, prompt, extra_pnginfo))
+        self._prompts[prompt_id] = run
+        self._watcher.watch(prompt_id)
+        return run
+
+    def _conclude(self, prompt_id: str, status: object) -> None:
+        """prompt_id finished (or vanished): record it, then queue the next image or end the chains.
+        Called by the watcher and by the next loader; whichever comes second finds nothing to do."""
+        outcome, message = classify_outcome(status)
+        with self._lock:
+            run = self._prompts.pop(prompt_id, None)
+            if run is None:
+                return
+            try:
+                follow_up = self._after_prompt(run, outcome, message)
+            except Exception:  # never leave a batch hanging in "running"
+                for batch in [*run.continues, *(lr.batch for lr in run.loaders)]:
+                    self._end(batch, STOPPED, "internal error, see the ComfyUI log")
+                raise
+        if follow_up is not None:
+            self._post_continuation(*follow_up)
+
+    def _after_prompt(self, run: PromptRun, outcome: str, message: str) -> tuple[PromptRun, list[Batch]] | None:
+        """Record what the finished prompt did; returns the continuation to POST, if any."""
+        for batch in run.continues:  # queued by us, never started: removed from the queue
+            if batch.phase == QUEUED and batch.prompt_id == run.prompt_id:
+                batch.request_stop(STOP_REMOVED)
+                self._end(batch, STOPPED)
+        go_on = bool(run.loaders) and not run.ends_chain and run.template is not None
+        errors: dict[str, str] = {}
+        for lr in run.loaders:
+            batch = lr.batch
+            if outcome == "success":
+                batch.record_success(lr.index)
+            elif outcome == "error" and not run.ends_chain and lr.error_policy == SKIP_ON_ERROR:
+                log.warning("node %s: skipping %s: %s", batch.settings.node_id, lr.rel_path, message)
+                batch.record_skip(lr.index, lr.rel_path, message)
+            else:
+                go_on = False
+                if outcome == "interrupted":
+                    batch.request_stop(STOP_CANCEL)
+                else:
+                    errors[batch.key] = f"{lr.rel_path}: {message}"
+            if batch.finished_all or batch.stop_reason is not None or batch.detached or batch.phase != RUNNING:
+                go_on = False
+        if go_on:
+            next_id = str(uuid.uuid4())
+            batches = [lr.batch for lr in run.loaders]
+            follow = PromptRun(next_id, run.template, continues=batches)
+            self._prompts[next_id] = follow
+            for batch in batches:
+                batch.queue_next(next_id)
+                self._events.status(batch)
+            return follow, batches
+        for lr in run.loaders:
+            if lr.batch.phase == RUNNING and lr.batch.prompt_id == run.prompt_id:
+                # A paired loader in the same workflow ran out first (zip), Stop was pressed, or it failed.
+                self._end(lr.batch, COMPLETE if lr.batch.finished_all else STOPPED, errors.get(lr.batch.key, ""))
+        return None
+
+    def _post_continuation(self, follow: PromptRun, batches: list[Batch]) -> None:
+        """POST without holding the lock: the server's own thread answers it (and our routes).
+        The progress is saved right after the POST, off the gap between two images; a crash in
+        between costs at most a redo of the image that just finished."""
+        assert follow.template is not None
+        error = ""
+        try:
+            answer = post_prompt(bridge.own_url() + "/prompt", build_payload(follow.template, follow.prompt_id))
+            refused = describe_node_errors(answer.get("node_errors"))
+            if refused:  # queued, but ComfyUI dropped the outputs that depend on these nodes
+                log.warning("the next image was queued without some outputs: %s", refused)
+        except QueueError as exc:
+            log.error("%s. The batch stopped.", exc)
+            error = str(exc)
+        with self._lock:
+            for batch in batches:
+                if batch.prompt_id != follow.prompt_id:
+                    continue  # it already started, ended or was reset
+                batch.posting = False
+                if error:
+                    self._prompts.pop(follow.prompt_id, None)
+                    self._end(batch, STOPPED, error)
+                elif batch.phase == QUEUED and batch.stop_reason is not None:
+                    self._cancel_queued(batch)  # stopped while the POST was on its way
+            for batch in batches:
+                batch.save(self.store)
+        if not error:
+            self._watcher.watch(follow.prompt_id)  # notices if it is removed from the queue
+
+    def _cancel_queued(self, batch: Batch) -> None:
+        """Take a queued next image out of the queue and end the chain. If the worker has already
+        taken it, its loader sees the stop request and does nothing."""
+        if batch.posting or batch.prompt_id is None:
+            return
+        if bridge.delete_pending(batch.prompt_id):
+            self._prompts.pop(batch.prompt_id, None)
+            self._end(batch, STOPPED)
+
+    def _end(self, batch: Batch, status: str, error: str = "") -> None:
+        batch.end_chain(status, error)
+        self._prefetcher.discard(batch.key)
+        batch.save(self.store)
+        batch.log_end(status, error)
+        self._events.status(batch)
+
+    # ----- steering: the queue, the routes ----------------------------------------------------
+    def on_queue_request(self, kind: str, body: dict) -> None:
+        """Cancel, Clear queue or a deleted item, seen before ComfyUI acts on it."""
+        with self._lock:
+            going = [b for b in self._batches.values() if b.going]
+            if not going:
+                return
+            running, _ = bridge.queued_prompt_ids()
+            for batch, reason in batches_to_stop(kind, body, going, running):
+                self._stop(batch, reason)
+
+    def _stop(self, batch: Batch, reason: str) -> None:
+        batch.request_stop(reason)
+        if batch.phase == QUEUED:
+            self._cancel_queued(batch)
+        self._events.status(batch)
+
+    def _known_keys(self, node_id: str | None, workflow_id: str | None) -> list[str]:
+        """Keys of the batches of node_id (None: all) in memory and on disk, narrowed to workflow_id
+        if given. KeyError when node_id has none."""
+        known = {b.key: (b.settings.node_id, b.settings.workflow_id) for b in self._batches.values()}
+        for state in self.store.all_states():
+            known.setdefault(state.key, (state.node_id, state.workflow_id))
+        keys = [k for k, (node, workflow) in known.items()
+                if (node_id is None or node == node_id) and (not workflow_id or workflow == workflow_id)]
+        if node_id is not None and not keys:
+            raise KeyError(node_id)
+        return keys
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every batch this server knows (in memory or on disk), newest first."""
+        with self._lock:
+            now = time.time()
+            rows = {key: b.describe(now) for key, b in self._batches.items()}
+            for state in self.store.all_states():
+                if state.key not in rows:
+                    rows[state.key] = describe_saved(state, state.workflow_id, now)
+        return sorted(rows.values(), key=lambda r: r["started_at"], reverse=True)
+
+    def stop(self, node_id: str | None = None, workflow_id: str | None = None) -> list[str]:
+        """Stop the running batches of node_id (None: all): the image in progress finishes, nothing
+        more runs, a queued next image is taken out of the queue. Returns the keys stopped."""
+        with self._lock:
+            keys = self._known_keys(node_id, workflow_id)
+            going = [b for k in keys if (b := self._batches.get(k)) is not None and b.going]
+            for batch in going:
+                self._stop(batch, STOP_BUTTON)
+            return [b.key for b in going]
+
+    def reset(self, node_id: str, workflow_id: str | None = None) -> list[str]:
+        """Forget the position of node_id's batches: the next Queue starts at start_index."""
+        with self._lock:
+            keys = self._known_keys(node_id, workflow_id)
+            for key in keys:
+                batch = self._batches.pop(key, None)
+                if batch is not None:
+                    self._stop(batch, "reset")
+                    batch.detached = True
+                self._prefetcher.discard(key)
+                self.store.delete(key)
+        log.info("node %s: batch position forgotten (reset)", node_id)
+        return keys
+
+    # ----- questions from the nodes -------------------------------------------------------------
     def is_running(self, directory: str, filter_preset: str, custom_pattern: str, include_subfolders: bool,
                    sort_by: str) -> bool:
         """True when a batch with these settings is going: validation of its next prompt can skip the scan."""
         wanted = (directory, filter_preset, custom_pattern if filter_preset == "Custom" else "",
                   bool(include_subfolders), sort_by)
         with self._lock:
-            for key in self._in_flight:
-                s = self._settings.get(key)
-                if s and (s.directory, s.filter_preset, s.custom_pattern, s.include_subfolders, s.sort_by) == wanted:
-                    return True
-        return False
+            return any(b.going and b.settings.listing == wanted for b in self._batches.values())
 
     def is_batch_input(self, path: str) -> bool:
         """True when path is one of the images of a batch this process knows (to warn before clobbering)."""
         real = os.path.realpath(path)
         with self._lock:
-            for key, entries in self._snapshots.items():
-                state = self._states.get(key)
-                if state is None:
-                    continue
-                rel = os.path.relpath(real, os.path.realpath(state.directory))
-                if not rel.startswith("..") and any(e.rel_path == rel.replace(os.sep, "/") for e in entries):
-                    return True
-        return False
+            return any(b.contains(real) for b in self._batches.values())
 
-    # ----- what kind of prompt is this -------------------------------------------------------
-    def _is_alive(self, prompt_id: str) -> bool:
-        if prompt_id in self._runs or prompt_id in self._posting:
-            return True
-        running, pending = bridge.queued_prompt_ids()
-        return prompt_id in running or prompt_id in pending
-
-    def _after_the_batch(self, prompt_id: str, key: str) -> str | None:
-        """For a user prompt when no chain runs: "duplicate" if it was queued while the batch ran
-        (a race the stale list can miss: queued during the last image, started right after it),
-        "echo" if the batch's own browser queued it within moments of the end, else None."""
-        ended = self._ended.get(key)
-        if ended is None:
-            return None
-        item = bridge.running_item(prompt_id)
-        extra = item[3] if item is not None and len(item) > 3 and isinstance(item[3], dict) else {}
-        created = extra.get("create_time", time.time() * 1000) / 1000
-        state = self._state(key)
-        if state is not None and state.run_started_at <= created < ended:
-            return "duplicate"
-        same_browser = key in self._clients and extra.get("client_id") == self._clients[key]
-        if same_browser and 0 <= created - ended < AUTO_QUEUE_ECHO_S:
-            return "echo"
-        return None
-
-    def _is_duplicate(self, prompt_id: str, key: str) -> bool:
-        """A user prompt while this batch runs, or one queued while it ran: it must do nothing."""
-        if prompt_id in self._stale.get(key, ()):
-            return True
-        other = self._in_flight.get(key)
-        if other is None or other == prompt_id:
-            return False
-        if self._is_alive(other):
-            return True
-        # Our queued continuation vanished (queue cleared or item deleted): the chain is dead.
-        del self._in_flight[key]
-        state = self._state(key)
-        if state is not None and state.status == RUNNING:
-            state.status = STOPPED
-            state.last_error = "the next prompt of the batch was removed from the queue"
-            self.store.save(state)
-        return False
-
-    # ----- the loader's entry point ------------------------------------------------------------
-    def load_next(
-        self,
-        settings: BatchSettings,
-        iteration_mode: str,
-        error_policy: str,
-        start_index: int,
-        prompt: dict | None,
-        extra_pnginfo: dict | None,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> LoadedImage | None:
-        """The image this prompt should process, or None when it must do nothing.
-
-        None means: a duplicate run of a batch that is already going, or a batch whose
-        remaining files were all unreadable and skipped. Listing and decoding happen outside
-        the lock, so validation and the HTTP routes never wait for them.
-        """
-        prompt_id = bridge.current_prompt_id()
-        if not prompt_id:
-            raise BatchError("Batch Image Loader could not find the id of the running prompt.")
-        key = settings.key
-        with self._lock:
-            self._target = (device, dtype)
-            self._settings[key] = settings
-            is_continuation = key in self._continuations.get(prompt_id, ())
-            after = None if is_continuation or key in self._in_flight else self._after_the_batch(prompt_id, key)
-            if after == "duplicate":
-                self._warn_duplicate(settings, prompt_id)
-                return None
-            if after == "echo":
-                self._ended[key] = time.time()
-                state = self._state(key)
-                raise BatchError(
-                    f"the batch on '{settings.directory}' has just "
-                    f"{'finished' if state is None or state.status == COMPLETE else 'stopped'}; this run was "
-                    "queued automatically by the frontend's auto-queue (Run (Instant)), so it processes nothing. "
-                    "Batch Image Loader queues every image itself: turn auto-queue off, and press Queue "
-                    "to start a new pass."
-                )
-            if not is_continuation and self._is_duplicate(prompt_id, key):
-                self._warn_duplicate(settings, prompt_id)
-                return None
-            if is_continuation:
-                state, entries = self._state(key), self._snapshot(key)
-                if state is None or entries is None:
-                    raise BatchError(f"The saved state of the batch on '{settings.directory}' is gone.")
-            else:
-                state, entries = self._resume(settings, iteration_mode)
-            run = self._runs.get(prompt_id) or self._start_prompt_run(prompt_id, prompt, extra_pnginfo)
-        if state is None or entries is None:
-            state, entries = self._start_batch(settings, start_index)
-        loaded = self._pick_image(settings, state, entries, error_policy, run)
-        if loaded is None:
-            return None
-        with self._lock:
-            run.loaders.append(LoaderRun(settings, loaded.index, loaded.entry.rel_path, error_policy))
-            self._in_flight[key] = prompt_id
-            self._clients[key] = run.template.client_id if run.template is not None else None
-            state.current_file = loaded.entry.rel_path
-            self._prefetch_after(settings, entries, loaded.index)
-            self._notify(state, run, prompt_id)
-        log.info("node %s: image %d/%d %s", settings.node_id, loaded.index + 1, loaded.total, loaded.entry.rel_path)
-        return loaded
-
-    def _resume(self, settings: BatchSettings, mode: str) -> tuple[BatchState | None, list[ImageEntry] | None]:
-        """A user pressed Queue: the batch to resume (Continue), or (None, None) for a new pass."""
-        key = settings.key
-        self._stop_requested.discard(key)
-        self._stale.pop(key, None)
-        self._prefetcher.discard(key)
-        state, entries = self._state(key), self._snapshot(key)
-        if (
-            mode != CONTINUE
-            or state is None
-            or entries is None
-            or state.status == COMPLETE
-            or state.next_index >= len(entries)
-        ):
-            return None, None
-        state.status, state.last_error, state.finished_at = RUNNING, "", None
-        state.begin_run()
-        log.info(
-            "node %s: resuming the batch on '%s' at image %d/%d",
-            settings.node_id, settings.directory, state.next_index + 1, state.total,
-        )
-        return state, entries
-
-    def _start_batch(self, settings: BatchSettings, start_index: int) -> tuple[BatchState, list[ImageEntry]]:
-        """A new pass: list the folder now (new files join here) and snapshot the list."""
-        entries = list_images(
-            settings.directory,
-            FileMatcher(settings.filter_preset, settings.custom_pattern),
-            settings.include_subfolders,
-            settings.sort_by,
-        )
-        if not entries:
-            raise BatchError(f"No matching images in '{settings.directory}' (filter: {settings.filter_preset}).")
-        if start_index >= len(entries):
-            raise BatchError(
-                f"start_index {start_index} is past the last image: '{settings.directory}' has "
-                f"{len(entries)} matching images (indexes 0 to {len(entries) - 1})."
-            )
-        key = settings.key
-        state = BatchState(
-            key=key,
-            node_id=settings.node_id,
-            directory=settings.directory,
-            total=len(entries),
-            start_index=start_index,
-            next_index=start_index,
-        )
-        self.store.save_snapshot(key, entries)
-        with self._lock:
-            self._states[key], self._snapshots[key] = state, entries
-            self.store.save(state)
-        log.info(
-            "node %s: starting a batch of %d images from '%s' at image %d",
-            settings.node_id, len(entries) - start_index, settings.directory, start_index + 1,
-        )
-        return state, entries
-
-    def _pick_image(
-        self,
-        settings: BatchSettings,
-        state: BatchState,
-        entries: list[ImageEntry],
-        error_policy: str,
-        run: PromptRun,
-    ) -> LoadedImage | None:
-        """Decode the image at next_index; under Skip on error, move on to the next readable one.
-
-        Only this prompt's thread moves next_index while the prompt runs, so it is read
-        without the lock; decoding happens without it.
-        """
-        while state.next_index < len(entries):
-            index = state.next_index
-            entry = entries[index]
-            full_path = os.path.join(settings.directory, *entry.rel_path.split("/"))
-            try:
-                prepared = self._prefetcher.take(state.key, index, full_path)
-                if prepared is None:
-                    prepared = self._prepare(full_path, *self._target)
-            except DecodeError as exc:
-                with self._lock:
-                    if error_policy != SKIP_ON_ERROR:
-                        run.ends_chain = True
-                        self._stop(state.key, str(exc))
-                        self._notify(state, run)
-                        raise BatchError(f"{exc}. The batch stopped (error_handling: Stop on error).") from None
-                    log.warning("node %s: skipping %s: %s", settings.node_id, entry.rel_path, exc.reason)
-                    state.skipped.append({"file": entry.rel_path, "reason": exc.reason})
-                    state.next_index = index + 1
-                    self.store.save(state)
-                continue
-            return LoadedImage(entry, full_path, index, len(entries), prepared)
-        # Everything left was unreadable: the batch is over, nothing to process in this run.
-        with self._lock:
-            run.ends_chain = True
-            self._finish(state, COMPLETE)
-            self._end_chain(state.key)
-            self._notify(state, run)
-        return None
-
-    def _prefetch_after(self, settings: BatchSettings, entries: list[ImageEntry], index: int) -> None:
-        if index + 1 < len(entries):
-            nxt = entries[index + 1]
-            path = os.path.join(settings.directory, *nxt.rel_path.split("/"))
-            self._prefetcher.schedule(settings.key, index + 1, path, *self._target)
-
-    def _warn_duplicate(self, settings: BatchSettings, prompt_id: str) -> None:
-        state = self._state(settings.key)
-        where = f", now at image {min(state.next_index + 1, state.total)}/{state.total}" if state else ""
-        log.warning(
-            "node %s: this run (prompt %s) was queued while the batch on '%s' was running%s, so it "
-            "does nothing: each image is processed once.",
-            settings.node_id, prompt_id, settings.directory, where,
-        )
-
-    # ----- watching a prompt to its end --------------------------------------------------------
-    def _start_prompt_run(self, prompt_id: str, prompt: dict | None, extra_pnginfo: dict | None) -> PromptRun:
-        # A continuation is the same prompt again: reuse its template instead of copying the
-        # (possibly large) prompt and workflow once more for every image.
-        template = self._templates.pop(prompt_id, None)
-        item = bridge.running_item(prompt_id) if template is None else None
-        if item is not None:
-            template = template_from_queue_item(item)
-        elif template is None and prompt:
-            template = template_from_hidden_inputs(prompt, extra_pnginfo, bridge.current_client_id())
-        run = PromptRun(prompt_id, template)
-        self._runs[prompt_id] = run
-        self._watcher.watch(prompt_id)
-        return run
-
-    def _conclude(self, prompt_id: str, status: object) -> None:
-        """The watcher saw prompt_id finish: record it, then queue the next image or end the batch."""
-        try:
-            outcome, message = classify_outcome(status)
-            with self._lock:
-                follow_up = self._after_prompt(self._runs.pop(prompt_id), outcome, message)
-            if follow_up is not None:
-                self._post_continuation(*follow_up)
-        except Exception:
-            with self._lock:  # never leave a batch hanging in "running"
-                run = self._runs.pop(prompt_id, None)
-                for loader in run.loaders if run else []:
-                    self._stop(loader.settings.key, "internal error, see the ComfyUI log")
-            raise
-
-    def _after_prompt(self, run: PromptRun, outcome: str, message: str) -> tuple[PromptTemplate, str] | None:
-        """Record what the finished prompt did; returns (template, prompt id) to queue next, if any."""
-        self._continuations.pop(run.prompt_id, None)
-        self._templates.pop(run.prompt_id, None)
-        go_on = bool(run.loaders) and not run.ends_chain
-        for loader in run.loaders:
-            state = self._state(loader.settings.key)
-            if state is None:
-                go_on = False
-                continue
-            if outcome == "success":
-                state.done += 1
-                state.next_index = loader.index + 1
-            elif outcome == "error" and not run.ends_chain and loader.error_policy == SKIP_ON_ERROR:
-                log.warning("node %s: skipping %s: %s", loader.settings.node_id, loader.rel_path, message)
-                state.skipped.append({"file": loader.rel_path, "reason": message})
-                state.next_index = loader.index + 1
-            else:
-                go_on = False
-                if state.status == RUNNING:
-                    state.status = STOPPED
-                    state.last_error = "" if outcome == "interrupted" else f"{loader.rel_path}: {message}"
-                    log.info(
-                        "node %s: batch stopped at image %d/%d (%s)",
-                        loader.settings.node_id, loader.index + 1, state.total, message or outcome,
-                    )
-            if state.next_index >= state.total:
-                self._finish(state, COMPLETE)
-                go_on = False
-            if loader.settings.key in self._stop_requested:
-                go_on = False
-        if go_on and run.template is None:
-            go_on = False
-            for loader in run.loaders:
-                self._stop(loader.settings.key, "the running prompt could not be read to queue the next image")
-        if go_on:
-            assert run.template is not None
-            next_id = self._reserve_continuation(run)
-            self._notify_all(run)
-            return run.template, next_id
-        for loader in run.loaders:
-            state = self._state(loader.settings.key)
-            if state is not None and state.status == RUNNING:
-                # A paired loader in the same workflow ran out first (zip), or Stop was pressed.
-                self._finish(state, STOPPED)
-            self._end_chain(loader.settings.key)
-        for loader in run.loaders:
-            state = self._state(loader.settings.key)
-            if state is not None:
-                self.store.save(state)
-        self._notify_all(run)
-        return None
-
-    def _reserve_continuation(self, run: PromptRun) -> str:
-        """Record the next prompt's id before it is POSTed: the worker may start it before the POST returns."""
-        next_id = str(uuid.uuid4())
-        keys = frozenset(loader.settings.key for loader in run.loaders)
-        self._continuations[next_id] = keys
-        assert run.template is not None
-        self._templates[next_id] = run.template
-        self._posting.add(next_id)
-        for key in keys:
-            self._in_flight[key] = next_id
-        return next_id
-
-    def _post_continuation(self, template: PromptTemplate, next_id: str) -> None:
-        """POST without holding the lock: the server's own thread answers it (and our routes).
-
-        The progress is written to disk right after the POST, off the gap between two images;
-        a crash in between costs at most a redo of the image that just finished.
-        """
-        try:
-            answer = post_prompt(bridge.own_url() + "/prompt", build_payload(template, next_id))
-            refused = describe_node_errors(answer.get("node_errors"))
-            if refused:  # queued, but ComfyUI dropped the outputs that depend on these nodes
-                log.warning("the next image was queued without some outputs: %s", refused)
-        except QueueError as exc:
-            log.error("%s. The batch stopped.", exc)
-            with self._lock:
-                self._templates.pop(next_id, None)
-                for key in self._continuations.pop(next_id, frozenset()):
-                    self._stop(key, str(exc))
-        finally:
-            with self._lock:
-                self._posting.discard(next_id)
-                keys = self._continuations.get(next_id, frozenset())
-                if keys & self._stop_requested and next_id not in self._runs:
-                    # Stop was pressed while the POST was on its way. (Once the next image's loader
-                    # has run, the stop request stays and takes effect when that image is done.)
-                    self._cancel_pending(next_id)
-                for key in keys:
-                    self.store.save(self._states[key])
-
-    def _cancel_pending(self, prompt_id: str) -> None:
-        """Take a queued continuation out of the queue and stop its batches (Stop pressed)."""
-        bridge.delete_pending(prompt_id)
-        self._templates.pop(prompt_id, None)
-        for key in self._continuations.pop(prompt_id, frozenset()):
-            state = self._state(key)
-            if state is not None and state.status == RUNNING:
-                self._finish(state, STOPPED)
-                log.info("node %s: batch stopped by the user at image %d/%d",
-                         state.node_id, state.next_index + 1, state.total)
-            self._end_chain(key)
-            if state is not None:
-                self._notify(state, None)
-
-    # ----- watching and steering from outside (HTTP routes) ----------------------------------
-    def _known_states(self) -> dict[str, BatchState]:
-        states = {s.key: s for s in self.store.all_states()}
-        states.update(self._states)
-        return states
-
-    def status(self) -> list[dict[str, Any]]:
-        """Every batch this server knows (in memory or on disk), newest first."""
-        with self._lock:
-            now = time.time()
-            rows = [describe(s, key in self._in_flight, now) for key, s in self._known_states().items()]
-        return sorted(rows, key=lambda r: r["started_at"], reverse=True)
-
-    def _keys_of(self, node_id: str | None) -> list[str]:
-        keys = [k for k, s in self._known_states().items() if node_id is None or s.node_id == node_id]
-        if node_id is not None and not keys:
-            raise KeyError(node_id)
-        return keys
-
-    def stop(self, node_id: str | None = None) -> list[str]:
-        """Stop the running batches of node_id (None: all): the image in progress finishes, nothing
-        more runs, a queued next prompt is taken out of the queue. Returns the keys stopped."""
-        with self._lock:
-            return self._stop_keys(self._keys_of(node_id))
-
-    def _stop_keys(self, keys: list[str]) -> list[str]:
-        stopped = []
-        with self._lock:
-            for key in keys:
-                prompt_id = self._in_flight.get(key)
-                if prompt_id is None:
-                    continue
-                self._stop_requested.add(key)
-                stopped.append(key)
-                if prompt_id not in self._runs and prompt_id not in self._posting:
-                    self._cancel_pending(prompt_id)  # queued, not started: it never runs
-        return stopped
-
-    def reset(self, node_id: str) -> list[str]:
-        """Forget the position of node_id's batches: the next Queue starts at start_index."""
-        with self._lock:
-            keys = self._keys_of(node_id)
-            self._stop_keys(keys)
-            for key in keys:
-                self._states.pop(key, None)
-                self._snapshots.pop(key, None)
-                self._prefetcher.discard(key)
-                self.store.delete(key)
-        log.info("node %s: batch position forgotten (reset)", node_id)
-        return keys
-
-    def _notify(self, state: BatchState, run: PromptRun | None, prompt_id: str | None = None) -> None:
-        """Tell the browser that queued the batch: a progress bar on the loader, and the status line."""
-        client_id = run.template.client_id if run is not None and run.template is not None else None
-        running = state.key in self._in_flight
-        info = describe(state, running)
-        try:
-            if prompt_id is not None:
-                bridge.send_event("progress", {"value": info["position"], "max": info["total"],
-                                               "prompt_id": prompt_id, "node": state.node_id}, client_id)
-            bridge.send_event("batch_image_processing.status", info, client_id)
-        except Exception:  # no server (tests) or a closing one: progress display is best effort
-            log.debug("could not send the batch status")
-
-    def _notify_all(self, run: PromptRun) -> None:
-        for loader in run.loaders:
-            state = self._state(loader.settings.key)
-            if state is not None:
-                self._notify(state, run)
-
-    def _stop(self, key: str, reason: str) -> None:
-        state = self._state(key)
-        if state is not None and state.status == RUNNING:
-            state.status, state.last_error = STOPPED, reason
-            self.store.save(state)
-        self._end_chain(key)
-
-    def _end_chain(self, key: str) -> None:
-        """No more prompts for this batch; prompts already queued by the user must do nothing."""
-        self._in_flight.pop(key, None)
-        self._ended[key] = time.time()
-        self._prefetcher.discard(key)
-        self._stop_requested.discard(key)
-        try:
-            _, pending = bridge.queued_prompt_ids()
-        except Exception:  # server gone (shutdown): nothing to guard
-            pending = set()
-        self._stale[key] = set(pending)
-
-    def _finish(self, state: BatchState, status: str) -> None:
-        state.status = status
-        state.finished_at = time.time()
-        state.current_file = ""
-        self.store.save(state)
-        if status != COMPLETE:
-            return
-        elapsed = state.finished_at - state.started_at
-        log.info(
-            "node %s: batch complete on '%s': %d processed, %d skipped, in %s",
-            state.node_id, state.directory, state.done, len(state.skipped), describe_duration(elapsed),
-        )
-        if state.skipped:
-            log.warning(
-                "node %s: skipped files:\n%s",
-                state.node_id,
-                "\n".join(f"  {s['file']}: {s['reason']}" for s in state.skipped),
-            )
+    def install_queue_hooks(self) -> None:
+        """See Cancel, Clear queue and deletions before ComfyUI acts on them (call at import time)."""
+        bridge.hook_queue_requests(self.on_queue_request)
 
 
 _controller: BatchController | None = None

@@ -34,6 +34,12 @@ class BatchSettings:
     custom_pattern: str
     include_subfolders: bool
     sort_by: str
+    workflow_id: str = ""  # which workflow the loader belongs to (see batch_identity)
+
+    @property
+    def listing(self) -> tuple[str, str, str, bool, str]:
+        """What the folder listing depends on (not which node or workflow asks)."""
+        return self.directory, self.filter_preset, self.custom_pattern, self.include_subfolders, self.sort_by
 
     @property
     def key(self) -> str:
@@ -56,7 +62,9 @@ class BatchState:
     done: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
     current_file: str = ""
-    last_error: str = ""
+    last_error: str = ""  # why the batch stopped on an error ("" when it did not fail)
+    stop_reason: str = ""  # why a user stopped it: Cancel, Stop batch, Clear queue, ...
+    workflow_id: str = ""
     started_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     finished_at: float | None = None

@@ -51,7 +51,10 @@ def describe(state: BatchState, running: bool, now: float | None = None) -> dict
     if status == COMPLETE:
         parts.append("done" + (f", {len(state.skipped)} skipped" if state.skipped else ""))
     elif status == STOPPED:
-        parts.append("stopped" + (f": {state.last_error}" if state.last_error else ""))
+        if state.last_error:
+            parts.append(f"stopped: {state.last_error}")
+        else:
+            parts.append("stopped" + (f" ({state.stop_reason})" if state.stop_reason else ""))
     return {
         "key": state.key,
         "node_id": state.node_id,
@@ -67,5 +70,6 @@ def describe(state: BatchState, running: bool, now: float | None = None) -> dict
         "rate_per_s": rate,
         "eta_s": eta,
         "last_error": state.last_error,
+        "stop_reason": state.stop_reason,
         "text": " - ".join(parts),
     }

@@ -7,8 +7,12 @@ change between ComfyUI releases has one file to fix.
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable
 from typing import Any
 
+from . import log
+from .queue_control import PromptTemplate, template_from_hidden_inputs, template_from_queue_item
 from .server_url import base_url
 
 NOT_FINISHED = object()
@@ -53,6 +57,27 @@ def running_item(prompt_id: str) -> tuple | None:
     for item in running:
         if item[1] == prompt_id:
             return item
+    return None
+
+
+def prompt_created_and_client(prompt_id: str) -> tuple[float, str | None]:
+    """(when it was queued, in seconds since the epoch; its client_id) of a running prompt.
+    Without a create_time (very old ComfyUI), "now"."""
+    item = running_item(prompt_id)
+    extra = item[3] if item is not None and len(item) > 3 and isinstance(item[3], dict) else {}
+    created = extra.get("create_time")
+    when = created / 1000 if isinstance(created, (int, float)) else time.time()
+    return when, extra.get("client_id", current_client_id())
+
+
+def prompt_template(prompt_id: str, prompt: dict | None, extra_pnginfo: dict | None) -> PromptTemplate | None:
+    """What to re-POST for the next image: the running queue item (a clean copy taken before
+    execution mutated the prompt), else the hidden PROMPT / EXTRA_PNGINFO inputs."""
+    item = running_item(prompt_id)
+    if item is not None:
+        return template_from_queue_item(item)
+    if prompt:
+        return template_from_hidden_inputs(prompt, extra_pnginfo, current_client_id())
     return None
 
 
@@ -133,3 +158,51 @@ def tensor_target() -> tuple[Any, Any]:
     device = mm.intermediate_device()
     dtype = mm.intermediate_dtype() if hasattr(mm, "intermediate_dtype") else torch.float32
     return device, dtype
+
+
+# POST routes whose requests stop batches: (path, kind). The job routes exist on 0.33+ only.
+_QUEUE_ROUTES = {
+    "/interrupt": "interrupt",
+    "/queue": "queue",
+    "/api/jobs/{job_id}/cancel": "cancel_jobs",
+    "/api/jobs/cancel": "cancel_jobs",
+}
+
+
+def hook_queue_requests(on_request: Callable[[str, dict], None]) -> int:
+    """Call on_request(kind, body) before ComfyUI's own Cancel / queue / job-cancel handlers run.
+
+    ComfyUI registers its routes on PromptServer.instance.routes when the server object is
+    built and adds them to the web app (also under /api) only after custom nodes are imported,
+    so a handler replaced here at import time is the one served. Returns how many were hooked.
+    """
+    from aiohttp import web
+
+    items = getattr(_server().routes, "_items", None)
+    hooked = 0
+    for i, route in enumerate(items if isinstance(items, list) else []):
+        kind = _QUEUE_ROUTES.get(route.path) if isinstance(route, web.RouteDef) and route.method == "POST" else None
+        if kind is not None:
+            items[i] = web.RouteDef(route.method, route.path, _hooked(route.handler, kind, on_request), route.kwargs)
+            hooked += 1
+    if hooked < 2:
+        log.warning("could not hook ComfyUI's /interrupt and /queue routes: a Cancel between two images "
+                    "may be missed (the batch then stops after its next image)")
+    return hooked
+
+
+def _hooked(handler: Callable, kind: str, on_request: Callable[[str, dict], None]) -> Callable:
+    async def hooked_handler(request: Any) -> Any:
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except Exception:  # not JSON, or nested too deep: ComfyUI's handler answers it
+            body = {}
+        if "job_id" in request.match_info:
+            body = {"job_ids": [request.match_info["job_id"]]}
+        try:
+            on_request(kind, body if isinstance(body, dict) else {})
+        except Exception:
+            log.exception("handling %s %s failed", request.method, request.path)
+        return await handler(request)
+
+    return hooked_handler

@@ -18,23 +18,28 @@ def _bad_request(web: Any, message: str) -> Any:
     return web.json_response({"error": message}, status=400)
 
 
-async def _node_id_from(request: Any, web: Any, allow_all: bool) -> tuple[str | None, Any]:
-    """(node_id or None for all, error response or None) from a JSON body {"node_id": ...} / {"all": true}."""
+async def _target_from(request: Any, web: Any, allow_all: bool) -> tuple[str | None, str | None, Any]:
+    """(node_id or None for all, workflow_id or None, error response or None) from a JSON body
+    {"node_id": ..., "workflow_id": ...} or {"all": true}. workflow_id narrows node_id to the
+    batch of one workflow (the web extension sends it); without it every workflow's counts."""
     try:
         body = await request.json()
-    except ValueError:
-        return None, _bad_request(web, 'send a JSON body such as {"node_id": "5"}')
+    except (ValueError, RecursionError):
+        return None, None, _bad_request(web, 'send a JSON body such as {"node_id": "5"}')
     if not isinstance(body, dict):
-        return None, _bad_request(web, 'send a JSON object such as {"node_id": "5"}')
+        return None, None, _bad_request(web, 'send a JSON object such as {"node_id": "5"}')
     if allow_all and body.get("all") is True:
-        return None, None
+        return None, None, None
+    workflow_id = body.get("workflow_id")
+    if workflow_id is not None and not isinstance(workflow_id, str):
+        return None, None, _bad_request(web, "workflow_id must be a string")
     node_id = body.get("node_id")
     if isinstance(node_id, int) and not isinstance(node_id, bool):
         node_id = str(node_id)
     if not isinstance(node_id, str) or not node_id:
         wanted = '{"node_id": "5"} or {"all": true}' if allow_all else '{"node_id": "5"}'
-        return None, _bad_request(web, f"missing node_id: send {wanted}")
-    return node_id, None
+        return None, None, _bad_request(web, f"missing node_id: send {wanted}")
+    return node_id, workflow_id or None, None
 
 
 def register(routes: Any) -> None:
@@ -46,22 +51,22 @@ def register(routes: Any) -> None:
 
     @routes.post(f"{PREFIX}/stop")
     async def batch_stop(request: web.Request) -> web.Response:
-        node_id, error = await _node_id_from(request, web, allow_all=True)
+        node_id, workflow_id, error = await _target_from(request, web, allow_all=True)
         if error is not None:
             return error
         try:
-            stopped = controller().stop(node_id)
+            stopped = controller().stop(node_id, workflow_id)
         except KeyError:
             return web.json_response({"error": f"no batch known for node {node_id}"}, status=404)
         return web.json_response({"stopped": stopped})
 
     @routes.post(f"{PREFIX}/reset")
     async def batch_reset(request: web.Request) -> web.Response:
-        node_id, error = await _node_id_from(request, web, allow_all=False)
+        node_id, workflow_id, error = await _target_from(request, web, allow_all=False)
         if error is not None:
             return error
         try:
-            forgotten = controller().reset(node_id)  # type: ignore[arg-type]
+            forgotten = controller().reset(node_id, workflow_id)  # type: ignore[arg-type]
         except KeyError:
             return web.json_response({"error": f"no batch known for node {node_id}"}, status=404)
         return web.json_response({"reset": forgotten})

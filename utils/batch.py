@@ -1,0 +1,217 @@
+"""One batch, its whole life in one object: settings, file list, saved position, the prompt in
+flight, the stop request and the browser that runs it.
+
+A batch moves between three phases:
+
+    IDLE ──press──▶ RUNNING ──image done, more to go──▶ QUEUED ──next prompt starts──▶ RUNNING
+                        │                                  │
+                        └─ last image, error, Stop ──▶ IDLE ◀─ Stop, Cancel, removed from queue
+
+IDLE: no prompt of the batch is running or queued (never started, stopped or complete; the
+saved status says which). RUNNING: a prompt of the batch executes its image. QUEUED: the next
+image's prompt is being POSTed or waits in ComfyUI's queue. A stop request (Stop, Cancel,
+Clear queue) is remembered until the chain ends: a RUNNING image finishes, a QUEUED prompt
+never processes its image. The controller holds the lock while it calls these methods.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .batch_state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, StateStore
+from .batch_status import describe, describe_duration
+from .file_listing import FileMatcher, ImageEntry, list_images
+from .log import info, warning
+
+IDLE, QUEUED = "idle", "queued"  # RUNNING ("running") is shared with the saved status
+NEW_PASS = "new pass"  # what a press asks for when there is nothing to resume
+
+
+class BatchError(RuntimeError):
+    """A batch cannot go on; the message is meant for the user (no traceback needed)."""
+
+# Why a chain stopped, as the status line shows it.
+STOP_CANCEL = "cancelled"
+STOP_CLEAR = "the queue was cleared"
+STOP_BUTTON = "Stop batch was pressed"
+STOP_REMOVED = "its next image was removed from the queue"
+
+
+@dataclass
+class Batch:
+    """A batch of one loader (node) of one workflow on one folder; see the module docstring."""
+
+    settings: BatchSettings
+    state: BatchState
+    entries: list[ImageEntry]
+    phase: str = IDLE
+    prompt_id: str | None = None  # the prompt running (RUNNING) or queued (QUEUED) for it
+    posting: bool = False  # QUEUED, and the POST of prompt_id has not returned yet
+    stop_reason: str | None = None
+    stop_requested_at: float | None = None
+    client_id: str | None = None  # the browser that pressed Queue: it gets the progress events
+    pressed_at: float | None = None  # create time of the prompt that started the current chain
+    ended_at: float | None = None  # when the last chain ended
+    detached: bool = False  # Reset forgot it: nothing it does is saved any more
+    recent_prompts: deque[str] = field(default_factory=lambda: deque(maxlen=4))
+
+    @classmethod
+    def new_pass(cls, settings: BatchSettings, start_index: int, store: StateStore) -> Batch:
+        """List the folder now (new files join here) and snapshot the list on disk."""
+        entries = list_images(settings.directory, FileMatcher(settings.filter_preset, settings.custom_pattern),
+                              settings.include_subfolders, settings.sort_by)
+        if not entries:
+            raise BatchError(f"No matching images in '{settings.directory}' (filter: {settings.filter_preset}).")
+        if start_index >= len(entries):
+            raise BatchError(
+                f"start_index {start_index} is past the last image: '{settings.directory}' has "
+                f"{len(entries)} matching images (indexes 0 to {len(entries) - 1})."
+            )
+        state = BatchState(key=settings.key, node_id=settings.node_id, directory=settings.directory,
+                           total=len(entries), start_index=start_index, next_index=start_index,
+                           workflow_id=settings.workflow_id)
+        store.save_snapshot(settings.key, entries)
+        info("node %s: starting a batch of %d images from '%s' at image %d",
+             settings.node_id, len(entries) - start_index, settings.directory, start_index + 1)
+        return cls(settings, state, entries)
+
+    @property
+    def key(self) -> str:
+        return self.settings.key
+
+    def full_path(self, index: int) -> str:
+        return os.path.join(self.settings.directory, *self.entries[index].rel_path.split("/"))
+
+    def contains(self, real_path: str) -> bool:
+        """True when real_path (resolved) is one of this batch's images."""
+        rel = os.path.relpath(real_path, os.path.realpath(self.settings.directory))
+        return not rel.startswith("..") and any(e.rel_path == rel.replace(os.sep, "/") for e in self.entries)
+
+    @property
+    def going(self) -> bool:
+        return self.phase != IDLE
+
+    # ----- starting a chain -----------------------------------------------------------------
+    def is_echo_or_duplicate(self, created: float, client_id: str | None, echo_window_s: float) -> str | None:
+        """For a user prompt when no chain runs: "duplicate" if it was queued while the last chain
+        ran and before any stop request; "echo" if the same browser queued it within moments of
+        the end (the frontend's auto-queue); else None (a real press)."""
+        if self.ended_at is None or self.pressed_at is None:
+            return None
+        window_end = min(t for t in (self.stop_requested_at, self.ended_at) if t is not None)
+        if self.pressed_at <= created < window_end:
+            return "duplicate"
+        if client_id is not None and client_id == self.client_id and 0 <= created - self.ended_at < echo_window_s:
+            return "echo"
+        return None
+
+    def begin_chain(self, prompt_id: str, pressed_at: float, client_id: str | None) -> None:
+        """A press starts (or resumes) the chain with prompt_id."""
+        self.phase, self.prompt_id, self.posting = RUNNING, prompt_id, False
+        self.stop_reason = self.stop_requested_at = None
+        self.pressed_at, self.client_id = pressed_at, client_id
+        self.recent_prompts.append(prompt_id)
+        self.state.status, self.state.last_error, self.state.stop_reason = RUNNING, "", ""
+        self.state.finished_at = None
+        self.state.begin_run()
+
+    def resume_point(self, continue_mode: bool) -> bool:
+        """True when a press in Continue mode picks up where the batch stands."""
+        return continue_mode and self.state.status != COMPLETE and self.state.next_index < len(self.entries)
+
+    # ----- one image after another ------------------------------------------------------------
+    def queue_next(self, prompt_id: str) -> None:
+        """The image succeeded and more are left: prompt_id is reserved before it is POSTed."""
+        self.phase, self.prompt_id, self.posting = QUEUED, prompt_id, True
+        self.recent_prompts.append(prompt_id)
+
+    def next_started(self, prompt_id: str) -> bool:
+        """The queued prompt's loader runs: True when it may process its image (no stop came)."""
+        if self.phase != QUEUED or self.prompt_id != prompt_id or self.stop_reason is not None:
+            return False
+        self.phase, self.posting = RUNNING, False
+        return True
+
+    def record_success(self, index: int) -> None:
+        self.state.done += 1
+        self.state.next_index = index + 1
+
+    def record_skip(self, index: int, rel_path: str, reason: str) -> None:
+        self.state.skipped.append({"file": rel_path, "reason": reason})
+        self.state.next_index = index + 1
+
+    @property
+    def finished_all(self) -> bool:
+        return self.state.next_index >= self.state.total
+
+    # ----- stopping ---------------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        """Remember a stop request; the chain ends when its current prompt is settled."""
+        if self.going and self.stop_reason is None:
+            self.stop_reason, self.stop_requested_at = reason, time.time()
+
+    def end_chain(self, status: str, error: str = "") -> None:
+        """No more prompts for this batch. status: COMPLETE, or STOPPED (error = why, if it failed)."""
+        self.phase, self.prompt_id, self.posting = IDLE, None, False
+        self.ended_at = time.time()
+        if self.state.status == RUNNING or status == COMPLETE:
+            self.state.status = status
+            self.state.last_error = error
+            self.state.stop_reason = "" if error or status == COMPLETE else (self.stop_reason or "")
+            self.state.finished_at = self.ended_at
+            self.state.current_file = ""
+
+    def log_end(self, status: str, error: str) -> None:
+        state, node = self.state, self.settings.node_id
+        if status == COMPLETE:
+            elapsed = describe_duration((state.finished_at or time.time()) - state.started_at)
+            info("node %s: batch complete on '%s': %d processed, %d skipped, in %s",
+                 node, state.directory, state.done, len(state.skipped), elapsed)
+            if state.skipped:
+                warning("node %s: skipped files:\n%s", node,
+                        "\n".join(f"  {s['file']}: {s['reason']}" for s in state.skipped))
+        else:
+            why = error or self.stop_reason or "a paired loader ran out of images"
+            info("node %s: batch stopped at image %d/%d (%s)",
+                 node, min(state.next_index + 1, state.total), state.total, why)
+
+    def save(self, store: StateStore) -> None:
+        if not self.detached:
+            store.save(self.state)
+
+    def describe(self, now: float | None = None) -> dict[str, Any]:
+        info = describe(self.state, self.going, now)
+        info["workflow_id"] = self.settings.workflow_id
+        info["phase"] = self.phase
+        if self.going and self.stop_reason is not None:
+            info["text"] += " - stopping after this image"
+        return info
+
+
+def describe_saved(state: BatchState, workflow_id: str, now: float | None = None) -> dict[str, Any]:
+    """Status of a batch known only from disk (no chain in this process)."""
+    info = describe(state, False, now)
+    info["workflow_id"] = workflow_id
+    info["phase"] = IDLE
+    return info
+
+
+__all__ = [
+    "COMPLETE",
+    "IDLE",
+    "NEW_PASS",
+    "QUEUED",
+    "RUNNING",
+    "STOPPED",
+    "STOP_BUTTON",
+    "STOP_CANCEL",
+    "STOP_CLEAR",
+    "STOP_REMOVED",
+    "Batch",
+    "BatchError",
+    "describe_saved",
+]

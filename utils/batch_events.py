@@ -1,0 +1,48 @@
+"""What the browser is told: a progress bar and a status line on the loader, and a refused press.
+
+Events go to the browser that runs the batch (its client_id), or, for a press that does
+nothing, to the browser that pressed Queue, so the person who pressed sees why.
+"""
+
+from __future__ import annotations
+
+from . import comfy_bridge as bridge
+from . import log
+from .batch import Batch
+from .batch_state import BatchSettings
+
+STATUS_EVENT = "batch_image_processing.status"
+REFUSED_EVENT = "batch_image_processing.refused"
+
+
+class BatchEvents:
+    """Sends the pack's websocket events; best effort (no server in unit tests, or one closing)."""
+
+    def status(self, batch: Batch, prompt_id: str | None = None) -> None:
+        """Progress of batch on its loader (prompt_id: the prompt whose progress bar to draw)."""
+        if batch.detached:
+            return
+        info = batch.describe()
+        try:
+            if prompt_id is not None:
+                bridge.send_event("progress", {"value": info["position"], "max": info["total"],
+                                               "prompt_id": prompt_id, "node": batch.settings.node_id},
+                                  batch.client_id)
+            bridge.send_event(STATUS_EVENT, info, batch.client_id)
+        except Exception:
+            log.debug("could not send the batch status")
+
+    def refused(self, settings: BatchSettings, prompt_id: str, client_id: str | None, batch: Batch,
+                why: str) -> None:
+        """A Queue press that does nothing because batch already runs (or ran when it was queued)."""
+        state = batch.state
+        where = f"at image {min(state.next_index + 1, state.total)}/{state.total}"
+        text = (f"Not started: the batch on '{settings.directory}' {why} ({where}). Each image is processed "
+                "once: wait for it, or press Stop batch first.")
+        log.warning("node %s: prompt %s does nothing: %s", settings.node_id, prompt_id, text)
+        try:
+            bridge.send_event(REFUSED_EVENT, {"node_id": settings.node_id, "workflow_id": settings.workflow_id,
+                                              "directory": settings.directory, "prompt_id": prompt_id,
+                                              "text": text, "batch": batch.describe()}, client_id)
+        except Exception:
+            log.debug("could not send the refusal")

@@ -1,0 +1,69 @@
+"""What one ComfyUI prompt means to the batches: which images its loaders took, and how it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .batch import Batch
+from .file_listing import ImageEntry
+from .prefetch import PreparedImage
+from .queue_control import PromptTemplate
+
+STOP_ON_ERROR, SKIP_ON_ERROR = "Stop on error", "Skip on error"
+CONTINUE, RESET = "Continue", "Reset"
+
+
+@dataclass
+class LoadedImage:
+    """What a loader outputs for one image of its batch."""
+
+    entry: ImageEntry
+    full_path: str
+    index: int
+    total: int
+    image: PreparedImage
+
+    @property
+    def is_last(self) -> bool:
+        return self.index >= self.total - 1
+
+
+@dataclass
+class LoaderRun:
+    """One loader's image within one prompt."""
+
+    batch: Batch
+    index: int
+    rel_path: str
+    error_policy: str
+
+
+@dataclass
+class PromptRun:
+    """A prompt the batches care about: a continuation the pack queued (continues: the batches it
+    carries on) or a prompt whose loaders took images (loaders)."""
+
+    prompt_id: str
+    template: PromptTemplate | None = None
+    continues: list[Batch] = field(default_factory=list)
+    loaders: list[LoaderRun] = field(default_factory=list)
+    ends_chain: bool = False  # a loader ended its batch inside this prompt (error, nothing left)
+
+    def continues_key(self, key: str) -> Batch | None:
+        return next((b for b in self.continues if b.key == key), None)
+
+
+def classify_outcome(status: object) -> tuple[str, str]:
+    """("success"|"interrupted"|"error"|"lost", message) from a history status dict."""
+    if status is None or not isinstance(status, dict):
+        return "lost", "the prompt disappeared from ComfyUI's history"
+    if status.get("status_str") == "success":
+        return "success", ""
+    for event, _ in status.get("messages") or []:
+        if event == "execution_interrupted":
+            return "interrupted", "cancelled"
+    for event, data in status.get("messages") or []:
+        if event == "execution_error" and isinstance(data, dict):
+            node = f"node {data.get('node_id', '?')} ({data.get('node_type', '?')})"
+            return "error", f"{node} failed: {data.get('exception_message', '').strip()}"
+    return "error", "the prompt failed"

@@ -1,0 +1,54 @@
+"""Which batches a user's Cancel, Clear queue or queue deletion stops.
+
+ComfyUI forgets an interrupt that lands between two prompts (it resets the flag when the next
+prompt starts, and skips a prompt_id that no longer runs), and a batch has at most one prompt
+in the queue, so these requests are read before ComfyUI acts on them:
+- Cancel with a prompt id (the frontend's Cancel, /api/jobs/.../cancel on new releases) stops
+  the batch that prompt belongs to, also when it has just finished;
+- a bare interrupt stops every batch that is going, unless a prompt of no batch is running
+  (then the interrupt is meant for that prompt);
+- Clear queue stops every batch that is going;
+- deleting a batch's queued next image stops that batch.
+In each case at most the image already started completes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .batch import STOP_CANCEL, STOP_CLEAR, STOP_REMOVED, Batch
+
+
+def _ids(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, list):
+        return {v for v in value if isinstance(v, str)}
+    return set()
+
+
+def batches_to_stop(kind: str, body: dict, going: Iterable[Batch], running: set[str]) -> list[tuple[Batch, str]]:
+    """(batch, reason) for each going batch that the request stops.
+
+    kind: "interrupt" (POST /interrupt), "queue" (POST /queue) or "cancel_jobs" (job cancel
+    routes, body {"job_ids": [...]}); running: ids of the prompts running now.
+    """
+    going = list(going)
+    if kind == "interrupt":
+        wanted = _ids(body.get("prompt_id"))
+        if wanted:
+            return [(b, STOP_CANCEL) for b in going if wanted & set(b.recent_prompts)]
+        ours = {b.prompt_id for b in going}
+        if running - ours:
+            return []
+        return [(b, STOP_CANCEL) for b in going]
+    if kind == "cancel_jobs":
+        wanted = _ids(body.get("job_ids"))
+        return [(b, STOP_CANCEL) for b in going if wanted & set(b.recent_prompts)]
+    if kind == "queue":
+        if body.get("clear"):
+            return [(b, STOP_CLEAR) for b in going]
+        deleted = _ids(body.get("delete"))
+        return [(b, STOP_REMOVED) for b in going if b.prompt_id in deleted]
+    return []
