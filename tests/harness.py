@@ -22,6 +22,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACK_LINK_NAME = "comfyui-batch-image-processing"  # hyphens on purpose: ComfyUI must still load it
+TEST_WORKFLOW_ID = "b1a7c0de-7e57-4000-8000-000000000000"
 FIXTURE_PACK = Path(__file__).resolve().parent / "e2e" / "fixture_pack"
 
 
@@ -174,7 +175,9 @@ class ComfyClient:
     def queue_prompt(self, prompt: dict, workflow: dict | None = None, **extra: Any) -> str:
         """Queue like the browser's Queue button; returns the prompt id."""
         body: dict[str, Any] = {"prompt": prompt, "client_id": self.client_id}
-        body["extra_data"] = {"extra_pnginfo": {"workflow": workflow or {"bip_test": True}}}
+        # The browser always embeds its workflow, with the id the frontend keeps for it; tests share
+        # one id (one workflow) unless they pass another.
+        body["extra_data"] = {"extra_pnginfo": {"workflow": workflow or {"id": TEST_WORKFLOW_ID, "bip_test": True}}}
         body.update(extra)
         status, resp = self.request("POST", "/prompt", body)
         if status != 200:
