@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 from harness import ComfyClient
 from PIL import Image
 
@@ -55,3 +58,39 @@ def is_processing(client: ComfyClient, directory: Path | str, filename: str) -> 
     """True while the newest batch on directory is running with filename as its current image."""
     rows = batch_status(client, directory)
     return bool(rows) and rows[0]["state"] == "running" and rows[0]["current_file"] == filename
+
+
+class EventListener:
+    """The websocket events one browser (client_id) receives, collected on a background thread."""
+
+    def __init__(self, server_url: str, client_id: str) -> None:
+        self.events: list[tuple[str, dict]] = []
+        self._url = server_url.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
+        self._connected = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
+
+    async def _listen(self) -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(self._url) as ws:
+            self._connected.set()
+            while not self._stop.is_set():
+                try:
+                    msg = await ws.receive(timeout=0.2)
+                except asyncio.TimeoutError:
+                    continue
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    return
+                data = json.loads(msg.data)
+                self.events.append((data["type"], data.get("data") or {}))
+
+    def __enter__(self) -> EventListener:
+        self._thread.start()
+        assert self._connected.wait(10), "websocket did not connect"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def of_type(self, event: str) -> list[dict]:
+        return [d for t, d in list(self.events) if t == event]
