@@ -29,6 +29,10 @@ from .log import info, warning
 
 IDLE, QUEUED = "idle", "queued"  # RUNNING ("running") is shared with the saved status
 NEW_PASS = "new pass"  # what a press asks for when there is nothing to resume
+# A prompt from the batch's own browser queued this soon after the batch ended is the frontend's
+# auto-queue ("Run (Instant)") answering the empty queue (it does so within tens of ms), not a
+# person asking for a new pass: nobody reads "done" and presses Queue within half a second.
+AUTO_QUEUE_ECHO_S = 0.5
 
 
 class BatchError(RuntimeError):
@@ -96,7 +100,7 @@ class Batch:
         return self.phase != IDLE
 
     # ----- starting a chain -----------------------------------------------------------------
-    def is_echo_or_duplicate(self, created: float, client_id: str | None, echo_window_s: float) -> str | None:
+    def is_echo_or_duplicate(self, created: float, client_id: str | None) -> str | None:
         """For a user prompt when no chain runs: "duplicate" if it was queued while the last chain
         ran and before any stop request; "echo" if the same browser queued it within moments of
         the end (the frontend's auto-queue); else None (a real press)."""
@@ -105,9 +109,15 @@ class Batch:
         window_end = min(t for t in (self.stop_requested_at, self.ended_at) if t is not None)
         if self.pressed_at <= created < window_end:
             return "duplicate"
-        if client_id is not None and client_id == self.client_id and 0 <= created - self.ended_at < echo_window_s:
+        if client_id is not None and client_id == self.client_id and 0 <= created - self.ended_at < AUTO_QUEUE_ECHO_S:
             return "echo"
         return None
+
+    def echo_refusal(self) -> str:
+        ended = "finished" if self.state.status == COMPLETE else "stopped"
+        return (f"the batch on '{self.settings.directory}' has just {ended}; this run was queued automatically "
+                "by the frontend's auto-queue (Run (Instant)), so it processes nothing. Batch Image Loader "
+                "queues every image itself: turn auto-queue off, and press Queue to start a new pass.")
 
     def begin_chain(self, prompt_id: str, pressed_at: float, client_id: str | None) -> None:
         """A press starts (or resumes) the chain with prompt_id."""

@@ -1,12 +1,10 @@
-"""The registry of batches of this ComfyUI process, and the map from prompt ids to them.
+"""How prompts move batches: the registry of batches, and the map from prompt ids to them.
 
 A loader asks for its next image; the controller finds its Batch (utils/batch.py has the whole
-life of one batch), decides whether this prompt is a press, a continuation or a duplicate, and
+life of one batch), decides whether the prompt is a press, a continuation or a duplicate, and
 watches each prompt until ComfyUI has finished it. Only then is the image marked done and the
-next prompt queued, so Cancel, Stop and Clear queue leave nothing behind, a failure anywhere in
-the workflow obeys the loader's error policy, and a second Queue press never starts a second
-chain. What users do to the queue (Cancel, Clear, delete) reaches on_queue_request before
-ComfyUI acts on it, so a Cancel that lands between two images is not lost.
+next prompt queued. Cancel, Clear queue and deletions reach on_queue_request before ComfyUI
+acts on them, so one that lands between two images is not lost.
 """
 
 from __future__ import annotations
@@ -26,26 +24,20 @@ from .batch import (
     QUEUED,
     RUNNING,
     STOP_BUTTON,
-    STOP_CANCEL,
     STOP_REMOVED,
     STOPPED,
     Batch,
-    describe_saved,
 )
 from .batch_events import BatchEvents
+from .batch_registry import BatchRegistry
 from .batch_state import BatchSettings, StateStore
 from .image_decode import DecodeError
 from .image_picking import BatchError, pick_image
 from .prefetch import Prefetcher, PreparedImage, prepare
-from .prompt_runs import CONTINUE, SKIP_ON_ERROR, LoadedImage, LoaderRun, PromptRun, classify_outcome
+from .prompt_runs import CONTINUE, LoadedImage, LoaderRun, PromptRun, classify_outcome
 from .prompt_watcher import PromptWatcher
 from .queue_control import QueueError, build_payload, describe_node_errors, post_prompt
 from .queue_requests import batches_to_stop
-
-# A prompt from the batch's own browser queued this soon after the batch ended is the frontend's
-# auto-queue ("Run (Instant)") answering the empty queue (it does so within tens of ms), not a
-# person asking for a new pass: nobody reads "done" and presses Queue within half a second.
-AUTO_QUEUE_ECHO_S = 0.5
 
 
 class BatchController:
@@ -57,33 +49,19 @@ class BatchController:
         prepare_fn: Callable[..., PreparedImage] = prepare,
     ) -> None:
         self._lock = threading.RLock()
-        self._store_factory = store_factory or (
+        self._registry = BatchRegistry(store_factory or (
             lambda: StateStore(os.path.join(bridge.user_directory(), "batch_image_processing"))
-        )
-        self._store: StateStore | None = None
+        ))
         self._prepare = prepare_fn
         self._prefetcher = Prefetcher(prepare_fn)
         self._target: tuple[Any, Any] = (None, None)  # device, dtype of the tensors to build
-        self._batches: dict[str, Batch] = {}
         self._prompts: dict[str, PromptRun] = {}  # prompt id -> what it means to the batches
         self._events = BatchEvents()
         self._watcher = PromptWatcher(self._conclude)
 
     @property
     def store(self) -> StateStore:
-        if self._store is None:
-            self._store = self._store_factory()
-        return self._store
-
-    def _batch(self, settings: BatchSettings) -> Batch | None:
-        """The batch of these settings, from memory or from disk (after a restart)."""
-        batch = self._batches.get(settings.key)
-        if batch is None:
-            state, entries = self.store.load(settings.key), self.store.load_snapshot(settings.key)
-            if state is None or entries is None:
-                return None
-            batch = self._batches[settings.key] = Batch(settings, state, entries)
-        return batch
+        return self._registry.store
 
     # ----- the loader's entry point ------------------------------------------------------------
     def load_next(self, settings: BatchSettings, iteration_mode: str, error_policy: str, start_index: int,
@@ -106,11 +84,11 @@ class BatchController:
                         self._end(batch, STOPPED)
                     return None
             else:
-                batch = self._press(settings, run, prompt_id, iteration_mode)
+                batch = self._press(settings, prompt_id, iteration_mode)
                 if batch is None:
                     return None
-        if batch is NEW_PASS:
-            batch = self._new_pass(settings, start_index, run, prompt_id)
+        if not isinstance(batch, Batch):  # NEW_PASS: list the folder (outside the lock)
+            batch = self._new_pass(settings, start_index, prompt_id)
         try:
             loaded = pick_image(batch, error_policy, self._prefetcher, self._prepare, self._target, self._lock)
         except DecodeError as exc:
@@ -134,7 +112,7 @@ class BatchController:
         """A new prompt runs, so the batch's previous one has finished: record it now rather than
         wait for the watcher (outside the lock: recording may queue the next image)."""
         with self._lock:
-            batch = self._batches.get(key)
+            batch = self._registry.get(key)
             previous = batch.prompt_id if batch is not None and batch.phase == RUNNING else None
             if previous == prompt_id or previous not in self._prompts:
                 return
@@ -143,28 +121,23 @@ class BatchController:
             if status is not bridge.NOT_FINISHED:
                 self._conclude(previous, status)
 
-    def _press(self, settings: BatchSettings, run: PromptRun, prompt_id: str, mode: str) -> Batch | None:
+    def _press(self, settings: BatchSettings, prompt_id: str, mode: str) -> Batch | str | None:
         """A prompt the user queued: the batch to resume, NEW_PASS, or None (a duplicate)."""
-        batch = self._batch(settings)
+        batch = self._registry.find(settings)
         created, client_id = bridge.prompt_created_and_client(prompt_id)
         if batch is not None and batch.phase == QUEUED and batch.stop_reason is not None:
             self._cancel_queued(batch)  # stopped in the gap: its next image never runs
         if batch is not None and batch.going:
             self._events.refused(settings, prompt_id, client_id, batch, "is running")
             return None
-        verdict = batch.is_echo_or_duplicate(created, client_id, AUTO_QUEUE_ECHO_S) if batch else None
+        verdict = batch.is_echo_or_duplicate(created, client_id) if batch else None
         if verdict == "duplicate":
             self._events.refused(settings, prompt_id, client_id, batch, "was running when this run was queued")
             return None
         if verdict == "echo":
             assert batch is not None
-            batch.ended_at = time.time()
-            raise BatchError(
-                f"the batch on '{settings.directory}' has just "
-                f"{'finished' if batch.state.status == COMPLETE else 'stopped'}; this run was queued automatically "
-                "by the frontend's auto-queue (Run (Instant)), so it processes nothing. Batch Image Loader "
-                "queues every image itself: turn auto-queue off, and press Queue to start a new pass."
-            )
+            batch.ended_at = time.time()  # the frontend answers the refusal with another echo: refuse that too
+            raise BatchError(batch.echo_refusal())
         self._prefetcher.discard(settings.key)
         if batch is None or not batch.resume_point(mode == CONTINUE):
             return NEW_PASS
@@ -173,11 +146,11 @@ class BatchController:
                  batch.state.next_index + 1, batch.state.total)
         return batch
 
-    def _new_pass(self, settings: BatchSettings, start_index: int, run: PromptRun, prompt_id: str) -> Batch:
+    def _new_pass(self, settings: BatchSettings, start_index: int, prompt_id: str) -> Batch:
         batch = Batch.new_pass(settings, start_index, self.store)
         created, client_id = bridge.prompt_created_and_client(prompt_id)
         with self._lock:
-            self._batches[settings.key] = batch
+            self._registry.put(batch)
             batch.begin_chain(prompt_id, created, client_id)
             batch.save(self.store)
         return batch
@@ -217,23 +190,7 @@ class BatchController:
             if batch.phase == QUEUED and batch.prompt_id == run.prompt_id:
                 batch.request_stop(STOP_REMOVED)
                 self._end(batch, STOPPED)
-        go_on = bool(run.loaders) and not run.ends_chain and run.template is not None
-        errors: dict[str, str] = {}
-        for lr in run.loaders:
-            batch = lr.batch
-            if outcome == "success":
-                batch.record_success(lr.index)
-            elif outcome == "error" and not run.ends_chain and lr.error_policy == SKIP_ON_ERROR:
-                log.warning("node %s: skipping %s: %s", batch.settings.node_id, lr.rel_path, message)
-                batch.record_skip(lr.index, lr.rel_path, message)
-            else:
-                go_on = False
-                if outcome == "interrupted":
-                    batch.request_stop(STOP_CANCEL)
-                else:
-                    errors[batch.key] = f"{lr.rel_path}: {message}"
-            if batch.finished_all or batch.stop_reason is not None or batch.detached or batch.phase != RUNNING:
-                go_on = False
+        go_on, errors = run.record(outcome, message)
         if go_on:
             next_id = str(uuid.uuid4())
             batches = [lr.batch for lr in run.loaders]
@@ -298,7 +255,7 @@ class BatchController:
     def on_queue_request(self, kind: str, body: dict) -> None:
         """Cancel, Clear queue or a deleted item, seen before ComfyUI acts on it."""
         with self._lock:
-            going = [b for b in self._batches.values() if b.going]
+            going = [b for b in self._registry if b.going]
             if not going:
                 return
             running, _ = bridge.queued_prompt_ids()
@@ -311,34 +268,17 @@ class BatchController:
             self._cancel_queued(batch)
         self._events.status(batch)
 
-    def _known_keys(self, node_id: str | None, workflow_id: str | None) -> list[str]:
-        """Keys of the batches of node_id (None: all) in memory and on disk, narrowed to workflow_id
-        if given. KeyError when node_id has none."""
-        known = {b.key: (b.settings.node_id, b.settings.workflow_id) for b in self._batches.values()}
-        for state in self.store.all_states():
-            known.setdefault(state.key, (state.node_id, state.workflow_id))
-        keys = [k for k, (node, workflow) in known.items()
-                if (node_id is None or node == node_id) and (not workflow_id or workflow == workflow_id)]
-        if node_id is not None and not keys:
-            raise KeyError(node_id)
-        return keys
-
     def status(self) -> list[dict[str, Any]]:
         """Every batch this server knows (in memory or on disk), newest first."""
         with self._lock:
-            now = time.time()
-            rows = {key: b.describe(now) for key, b in self._batches.items()}
-            for state in self.store.all_states():
-                if state.key not in rows:
-                    rows[state.key] = describe_saved(state, state.workflow_id, now)
-        return sorted(rows.values(), key=lambda r: r["started_at"], reverse=True)
+            return self._registry.status_rows()
 
     def stop(self, node_id: str | None = None, workflow_id: str | None = None) -> list[str]:
         """Stop the running batches of node_id (None: all): the image in progress finishes, nothing
         more runs, a queued next image is taken out of the queue. Returns the keys stopped."""
         with self._lock:
-            keys = self._known_keys(node_id, workflow_id)
-            going = [b for k in keys if (b := self._batches.get(k)) is not None and b.going]
+            keys = self._registry.keys_of(node_id, workflow_id)
+            going = [b for k in keys if (b := self._registry.get(k)) is not None and b.going]
             for batch in going:
                 self._stop(batch, STOP_BUTTON)
             return [b.key for b in going]
@@ -346,14 +286,13 @@ class BatchController:
     def reset(self, node_id: str, workflow_id: str | None = None) -> list[str]:
         """Forget the position of node_id's batches: the next Queue starts at start_index."""
         with self._lock:
-            keys = self._known_keys(node_id, workflow_id)
+            keys = self._registry.keys_of(node_id, workflow_id)
             for key in keys:
-                batch = self._batches.pop(key, None)
+                batch = self._registry.forget(key)
                 if batch is not None:
+                    batch.detached = True  # before stopping it: nothing of it is saved again
                     self._stop(batch, "reset")
-                    batch.detached = True
                 self._prefetcher.discard(key)
-                self.store.delete(key)
         log.info("node %s: batch position forgotten (reset)", node_id)
         return keys
 
@@ -364,13 +303,12 @@ class BatchController:
         wanted = (directory, filter_preset, custom_pattern if filter_preset == "Custom" else "",
                   bool(include_subfolders), sort_by)
         with self._lock:
-            return any(b.going and b.settings.listing == wanted for b in self._batches.values())
+            return self._registry.is_running(wanted)
 
     def is_batch_input(self, path: str) -> bool:
         """True when path is one of the images of a batch this process knows (to warn before clobbering)."""
-        real = os.path.realpath(path)
         with self._lock:
-            return any(b.contains(real) for b in self._batches.values())
+            return self._registry.has_input(path)
 
     def install_queue_hooks(self) -> None:
         """See Cancel, Clear queue and deletions before ComfyUI acts on them (call at import time)."""

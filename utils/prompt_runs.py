@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .batch import Batch
+from . import log
+from .batch import RUNNING, STOP_CANCEL, Batch
 from .file_listing import ImageEntry
 from .prefetch import PreparedImage
 from .queue_control import PromptTemplate
@@ -51,6 +52,27 @@ class PromptRun:
 
     def continues_key(self, key: str) -> Batch | None:
         return next((b for b in self.continues if b.key == key), None)
+
+    def record(self, outcome: str, message: str) -> tuple[bool, dict[str, str]]:
+        """Record the finished prompt in each loader's batch: (queue the next image?, errors by key)."""
+        go_on = bool(self.loaders) and not self.ends_chain and self.template is not None
+        errors: dict[str, str] = {}
+        for lr in self.loaders:
+            batch = lr.batch
+            if outcome == "success":
+                batch.record_success(lr.index)
+            elif outcome == "error" and not self.ends_chain and lr.error_policy == SKIP_ON_ERROR:
+                log.warning("node %s: skipping %s: %s", batch.settings.node_id, lr.rel_path, message)
+                batch.record_skip(lr.index, lr.rel_path, message)
+            else:
+                go_on = False
+                if outcome == "interrupted":
+                    batch.request_stop(STOP_CANCEL)
+                else:
+                    errors[batch.key] = f"{lr.rel_path}: {message}"
+            if batch.finished_all or batch.stop_reason is not None or batch.detached or batch.phase != RUNNING:
+                go_on = False
+        return go_on, errors
 
 
 def classify_outcome(status: object) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import imagefiles as img
 from harness import ComfyClient
-from helpers import is_processing, batch_runs, png_workflow, saved_names
+from helpers import batch_runs, is_processing, png_workflow, saved_names
 from workflows import loader_to_saveimage
 
 NATURAL_NAMES = ["img1.png", "img2.jpg", "IMG3.webp", "img10.bmp", "img11.tif", "img20.gif", "img100.tiff"]
