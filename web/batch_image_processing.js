@@ -8,6 +8,7 @@ import { api } from "../../scripts/api.js";
 const NODE_CLASS = "BatchImageLoader";
 const ROUTE = "/batch_image_processing";
 const EVENT = "batch_image_processing.status";
+const REFUSED_EVENT = "batch_image_processing.refused";
 const IDLE_TEXT = "No batch yet: press Queue once to process the folder.";
 
 const lastState = new Map(); // batch key -> last state seen, to toast on transitions only
@@ -20,13 +21,46 @@ function findLoader(nodeId) {
   return loaders().find((node) => String(node.id) === String(nodeId));
 }
 
+function workflowId() {
+  // The id the frontend keeps with the open workflow; the server tells batches apart by it.
+  return (app.rootGraph ?? app.graph)?.id ?? null;
+}
+
+function isThisWorkflow(info) {
+  const id = workflowId();
+  return !id || !info.workflow_id || info.workflow_id === id;
+}
+
+function openWorkflowIds() {
+  const store = app.extensionManager?.workflow;
+  const active = store?.activeWorkflow;
+  return (store?.openWorkflows ?? [])
+    .filter((wf) => wf !== active)
+    .map((wf) => wf.activeState?.id ?? wf.changeTracker?.activeState?.id)
+    .filter(Boolean);
+}
+
+function giveThisTabItsOwnWorkflowId() {
+  // Two tabs opened from one template (or a workflow and its Save As copy, both open) carry the
+  // same id; each is a batch of its own, so the tab being queued gets a fresh id.
+  const graph = app.rootGraph ?? app.graph;
+  if (graph?.id && openWorkflowIds().includes(graph.id) && globalThis.crypto?.randomUUID) {
+    graph.id = crypto.randomUUID();
+  }
+}
+
+const REFUSAL_SHOWN_MS = 15000;
+
 function setStatus(node, text, state) {
+  // A refused Queue press stays on a second line for a while, under the running batch's status.
+  const refusal = node.batchRefusal && Date.now() < node.batchRefusal.until ? node.batchRefusal.text : "";
+  const shown = refusal && refusal !== text ? `${text}\n${refusal}` : text;
   const el = node.batchStatusElement;
   if (el) {
-    el.textContent = text;
+    el.textContent = shown;
     el.dataset.state = state ?? "idle";
   }
-  node.batchStatusText = text;
+  node.batchStatusText = shown;
   node.setDirtyCanvas?.(true, true);
 }
 
@@ -63,6 +97,7 @@ function turnOffInstantAutoQueue() {
 }
 
 function showBatch(info) {
+  if (!isThisWorkflow(info)) return;
   const node = findLoader(info.node_id);
   if (node) setStatus(node, info.text, info.state);
   const before = lastState.get(info.key);
@@ -82,7 +117,8 @@ async function refresh() {
     if (!response.ok) return;
     const { batches } = await response.json();
     const shown = new Set();
-    for (const info of batches ?? []) {  // newest first: the first batch of a node is its current one
+    const mine = (batches ?? []).filter(isThisWorkflow);
+    for (const info of mine) {  // newest first: the first batch of a node is its current one
       if (shown.has(String(info.node_id))) continue;
       shown.add(String(info.node_id));
       lastState.set(info.key, info.state);
@@ -99,7 +135,7 @@ async function post(action, node) {
     const response = await api.fetchApi(`${ROUTE}/${action}`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ node_id: String(node.id) }),
+      body: JSON.stringify({ node_id: String(node.id), workflow_id: workflowId() ?? undefined }),
     });
     if (response.status === 404) {
       setStatus(node, "No batch known for this node yet.", "idle");
@@ -121,7 +157,7 @@ async function post(action, node) {
 function addControls(node) {
   const element = document.createElement("div");
   element.className = "batch-image-processing-status";
-  element.style.cssText = "font: 12px sans-serif; opacity: 0.85; padding: 2px 6px; white-space: normal;";
+  element.style.cssText = "font: 12px sans-serif; opacity: 0.85; padding: 2px 6px; white-space: pre-line;";
   node.batchStatusElement = element;
   if (typeof node.addDOMWidget === "function") {
     const widget = node.addDOMWidget("batch_status", "batch_status", element, { serialize: false, hideOnZoom: false });
@@ -137,12 +173,41 @@ function addControls(node) {
   setStatus(node, IDLE_TEXT, "idle");
 }
 
+function showRefusal(detail) {
+  // A Queue press that did nothing: say so where the person who pressed looks.
+  toast("warn", "Batch already running", detail.text);
+  const node = isThisWorkflow(detail) ? findLoader(detail.node_id) : null;
+  if (node) {
+    node.batchRefusal = { text: detail.text, until: Date.now() + REFUSAL_SHOWN_MS };
+    setStatus(node, detail.batch?.text ?? "", detail.batch?.state ?? "running");
+  }
+}
+
+function wrapQueuePrompt() {
+  const original = app.queuePrompt;
+  if (typeof original !== "function" || original.batchImageProcessing) return;
+  const wrapped = async function (...args) {
+    try {
+      giveThisTabItsOwnWorkflowId();
+    } catch (error) {
+      console.debug("[BatchImageProcessing] could not check the workflow id", error);
+    }
+    return original.apply(this, args);
+  };
+  wrapped.batchImageProcessing = true;
+  app.queuePrompt = wrapped;
+}
+
 app.registerExtension({
   name: "BatchImageProcessing.Status",
   async setup() {
     api.addEventListener(EVENT, ({ detail }) => {
       if (detail && detail.node_id !== undefined) showBatch(detail);
     });
+    api.addEventListener(REFUSED_EVENT, ({ detail }) => {
+      if (detail?.text) showRefusal(detail);
+    });
+    wrapQueuePrompt();
     api.addEventListener("reconnected", refresh);
     await refresh();
   },

@@ -123,3 +123,57 @@ def test_instant_auto_queue_never_runs_an_image_twice(
         assert saved == ["auto_0_x2.png", "auto_1_x2.png", "auto_2_x2.png"]
         assert page.evaluate("""() => document.querySelector('#vue-app').__vue_app__.config.globalProperties
             .$pinia._s.get('queueSettingsStore').mode""") == "disabled"
+
+
+def test_a_second_run_press_during_a_batch_shows_why_it_does_nothing(
+    comfy_server: ComfyServer, client: ComfyClient, quiet_frontend: None, input_folder: Path
+) -> None:
+    for i in range(3):
+        img.write_png(input_folder / f"twice_{i}.png", 64, 48, seed=i)
+    workflow = with_sleep(json.loads(EXAMPLE.read_text()), 1.0)
+    with comfy_page(comfy_server.url) as page:
+        load_workflow(page, workflow)
+        set_widget(page, "BatchImageLoader", "directory", str(input_folder))
+        set_widget(page, "BatchImageSaver", "output_directory", "pressed_twice")
+        click_run(page)
+        page.wait_for_function("() => (app.graph._nodes.find((n) => n.comfyClass === 'BatchImageLoader')"
+                               "?.batchStatusText ?? '').includes('twice_0')", timeout=60_000)
+        click_run(page)  # again, while the batch runs
+        toast = page.locator(".p-toast-message", has_text="Batch already running")
+        toast.first.wait_for(timeout=30_000)
+        assert "is running" in toast.first.inner_text()
+        page.wait_for_function("() => (app.graph._nodes.find((n) => n.comfyClass === 'BatchImageLoader')"
+                               "?.batchStatusText ?? '').includes('Not started')", timeout=10_000)
+        client.wait_idle(timeout=60)
+        saved = sorted(p.name for p in (comfy_server.output_dir / "pressed_twice").rglob("*.png"))
+        assert saved == ["twice_0_x2.png", "twice_1_x2.png", "twice_2_x2.png"]
+
+
+def test_two_tabs_opened_from_one_template_are_two_batches(
+    comfy_server: ComfyServer, client: ComfyClient, quiet_frontend: None, input_folder: Path
+) -> None:
+    """The frontend keeps a template's workflow id in every tab opened from it (checked here):
+    the pack's extension gives the tab being queued its own id, so each tab runs every image."""
+    for i in range(3):
+        img.write_png(input_folder / f"tab_{i}.png", 64, 48, seed=i)
+    workflow = json.loads(EXAMPLE.read_text())
+    with comfy_page(comfy_server.url) as page:
+        ids = []
+        for tab in ("A", "B"):
+            page.evaluate("async ([wf, name]) => { await app.loadGraphData(wf, true, true, name); }",
+                          [workflow, f"template tab {tab}"])
+            set_widget(page, "BatchImageLoader", "directory", str(input_folder))
+            set_widget(page, "BatchImageSaver", "output_directory", f"tab_{tab}")
+            # What the frontend does after an edit by hand: the tab keeps the edited state.
+            page.evaluate("() => app.extensionManager.workflow.activeWorkflow.changeTracker.checkState()")
+            ids.append(page.evaluate("() => app.graph.id"))
+        assert ids[0] == ids[1] == workflow["id"], "the frontend gave the two tabs different ids by itself"
+        click_run(page)  # tab B, while tab A is open with the same id
+        client.wait_idle(timeout=60)
+        page.evaluate("() => app.extensionManager.command.execute('Workspace.PreviousOpenedWorkflow')")
+        page.wait_for_function("() => app.graph.id === '%s'" % workflow["id"], timeout=10_000)
+        click_run(page)  # tab A
+        client.wait_idle(timeout=60)
+    for tab in ("A", "B"):
+        saved = sorted(p.name for p in (comfy_server.output_dir / f"tab_{tab}").rglob("*.png"))
+        assert saved == ["tab_0_x2.png", "tab_1_x2.png", "tab_2_x2.png"], f"tab {tab}"
