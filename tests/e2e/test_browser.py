@@ -156,7 +156,7 @@ def test_two_tabs_opened_from_one_template_are_two_batches(
     the pack's extension gives the tab being queued its own id, so each tab runs every image."""
     for i in range(3):
         img.write_png(input_folder / f"tab_{i}.png", 64, 48, seed=i)
-    workflow = json.loads(EXAMPLE.read_text())
+    workflow = with_sleep(json.loads(EXAMPLE.read_text()), 0.5)
     with comfy_page(comfy_server.url) as page:
         ids = []
         for tab in ("A", "B"):
@@ -169,10 +169,10 @@ def test_two_tabs_opened_from_one_template_are_two_batches(
             ids.append(page.evaluate("() => app.graph.id"))
         assert ids[0] == ids[1] == workflow["id"], "the frontend gave the two tabs different ids by itself"
         click_run(page)  # tab B, while tab A is open with the same id
-        client.wait_idle(timeout=60)
+        client.wait_for(lambda: any((comfy_server.output_dir / "tab_B").rglob("*.png")), what="tab B's first image")
         page.evaluate("() => app.extensionManager.command.execute('Workspace.PreviousOpenedWorkflow')")
         page.wait_for_function("() => app.graph.id === '%s'" % workflow["id"], timeout=10_000)
-        click_run(page)  # tab A
+        click_run(page)  # tab A, while tab B's batch runs on the same folder
         client.wait_idle(timeout=60)
     for tab in ("A", "B"):
         saved = sorted(p.name for p in (comfy_server.output_dir / f"tab_{tab}").rglob("*.png"))
