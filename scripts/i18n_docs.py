@@ -32,7 +32,7 @@ LANGUAGES = ("en", "zh", "ja")
 # Headings and small words of the generated tables, per language.
 TABLE_WORDS = {
     "en": {"input": "input", "output": "output", "what": "what it does", "options": "Options",
-           "default": "default", "optional": "optional", "sep": ", ", "colon": ": ", "stop": ". "},
+           "default": "Default", "optional": "Optional", "sep": ", ", "colon": ": ", "stop": ". "},
     "zh": {"input": "输入", "output": "输出", "what": "说明", "options": "选项", "default": "默认",
            "optional": "可选", "sep": "、", "colon": "：", "stop": "。"},
     "ja": {"input": "入力", "output": "出力", "what": "説明", "options": "選択肢", "default": "既定値",
