@@ -69,7 +69,7 @@ def visible_inputs(cls: Any) -> dict[str, tuple[Any, dict[str, Any], bool]]:
 def outputs(cls: Any) -> list[tuple[str, str]]:
     names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
     tips = getattr(cls, "OUTPUT_TOOLTIPS", None) or ("",) * len(names)
-    return list(zip(names, tips))
+    return list(zip(names, tips, strict=True))
 
 
 def english_node_def(name: str, cls: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 from harness import PACK_LINK_NAME, REPO_ROOT, ComfyClient, ComfyServer
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import i18n_docs  # noqa: E402
+import i18n_docs
 
 
 def fetch(server: ComfyServer, path: str) -> tuple[int, str, str]:
