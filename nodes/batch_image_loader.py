@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from ..utils import comfy_bridge as bridge
 from ..utils.batch import BatchError
@@ -78,6 +78,13 @@ class BatchImageLoader:
     """Loads the next image of a folder each run and queues the workflow again until the folder is done."""
 
     CATEGORY = "image/batch"
+    # Words people type into the node search (ComfyUI 0.33+ lists them in /object_info). No
+    # ESSENTIALS_CATEGORY: the frontend keeps that for its curated core panel and then shows the
+    # node as a core "essentials" node instead of as this pack's.
+    SEARCH_ALIASES: ClassVar[list[str]] = [
+        "folder", "batch", "directory", "loop", "load folder", "load images from folder", "image folder",
+        "batch load", "iterate folder", "process folder", "dataset",
+    ]
     DESCRIPTION = (
         "Processes a whole folder with one press of Queue: each run loads the next image (natural "
         "file-name order) and queues the workflow again after it finished, until every image ran once. "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -33,6 +33,10 @@ class BatchImageSaver:
     """Saves images under the loader's file names, mirroring subfolders, with the workflow embedded."""
 
     CATEGORY = "image/batch"
+    SEARCH_ALIASES: ClassVar[list[str]] = [
+        "save folder", "batch save", "save batch", "folder", "directory", "save with original name",
+        "save as", "export images", "output folder", "keep file names",
+    ]
     DESCRIPTION = (
         "Saves each image under its input's name (link FILENAME and RELATIVE_PATH from Batch Image Loader), "
         "in the same subfolders, as PNG/JPEG/WebP/TIFF. Writes are atomic and never overwrite a file "

@@ -1,5 +1,7 @@
 """Regenerate the pictures the repo ships: README's screenshot of a finished batch and the
-example workflows' thumbnails. Run: .cache/venv/bin/python scripts/make_screenshots.py"""
+example workflows' thumbnails. Run: .cache/venv/bin/python scripts/make_screenshots.py
+With --docs: the node docs' wiring picture and README's help-panel screenshot, taken in
+ComfyUI 0.33 with the newest frontend (.cache/comfyui-0.33.0, .cache/frontend-1.58.1)."""
 
 from __future__ import annotations
 
@@ -48,5 +50,36 @@ def main() -> None:
             server.stop()
 
 
+def docs_pictures() -> None:
+    cache = REPO_ROOT / ".cache"
+    args = ("--front-end-root", str(cache / "frontend-1.58.1" / "static"))
+    settings = {**QUIET_SETTINGS, "Comfy.Minimap.Visible": False, "Comfy.Canvas.SelectionToolbox": True}
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ComfyServer(Path(tmp) / "base", comfyui_dir=cache / "comfyui-0.33.0",
+                             python=str(cache / "venv-0.33.0" / "bin" / "python"), extra_args=args).start(300)
+        try:
+            ComfyClient(server.url).request("POST", "/settings", settings)
+            with comfy_page(server.url, 1280, 720) as page:
+                load_workflow(page, json.loads((REPO_ROOT / "example_workflows" / "batch_folder_upscale.json")
+                                               .read_text()))
+                time.sleep(0.5)
+                shot = Path(tmp) / "wiring.png"
+                page.screenshot(path=str(shot), clip={"x": 40, "y": 90, "width": 1200, "height": 520})
+                with Image.open(shot) as im:
+                    im.convert("RGB").resize((720, 312)).quantize(128).save(
+                        REPO_ROOT / "web" / "docs" / "images" / "batch-wiring.png", optimize=True)
+                page.evaluate("""() => {
+                    const node = app.graph._nodes.find((n) => n.comfyClass === "BatchImageLoader");
+                    app.canvas.deselectAll?.(); app.canvas.selectNode(node); app.canvas.setDirty(true, true);
+                }""")
+                page.evaluate("""() => document.querySelector("#vue-app").__vue_app__.config.globalProperties
+                    .$pinia._s.get("rightSidePanel").openPanel("info")""")  # what the Info button does
+                page.get_by_role("heading", name="Minimal wiring").first.wait_for(timeout=20_000)
+                time.sleep(1.0)
+                page.screenshot(path=str(REPO_ROOT / "docs" / "help-panel.png"))
+        finally:
+            server.stop()
+
+
 if __name__ == "__main__":
-    main()
+    docs_pictures() if "--docs" in sys.argv else main()

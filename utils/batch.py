@@ -197,7 +197,8 @@ class Batch:
         info = describe(self.state, self.going, now)
         info["workflow_id"] = self.settings.workflow_id
         info["phase"] = self.phase
-        if self.going and self.stop_reason is not None:
+        info["stopping"] = self.going and self.stop_reason is not None
+        if info["stopping"]:
             info["text"] += " - stopping after this image"
         return info
 
@@ -207,6 +208,7 @@ def describe_saved(state: BatchState, workflow_id: str, now: float | None = None
     info = describe(state, False, now)
     info["workflow_id"] = workflow_id
     info["phase"] = IDLE
+    info["stopping"] = False
     return info
 
 

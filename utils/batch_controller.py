@@ -128,11 +128,11 @@ class BatchController:
         if batch is not None and batch.phase == QUEUED and batch.stop_reason is not None:
             self._cancel_queued(batch)  # stopped in the gap: its next image never runs
         if batch is not None and batch.going:
-            self._events.refused(settings, prompt_id, client_id, batch, "is running")
+            self._events.refused(settings, prompt_id, client_id, batch, "running")
             return None
         verdict = batch.is_echo_or_duplicate(created, client_id) if batch else None
         if verdict == "duplicate":
-            self._events.refused(settings, prompt_id, client_id, batch, "was running when this run was queued")
+            self._events.refused(settings, prompt_id, client_id, batch, "queued_while_running")
             return None
         if verdict == "echo":
             assert batch is not None

@@ -33,16 +33,21 @@ class BatchEvents:
             log.debug("could not send the batch status")
 
     def refused(self, settings: BatchSettings, prompt_id: str, client_id: str | None, batch: Batch,
-                why: str) -> None:
-        """A Queue press that does nothing because batch already runs (or ran when it was queued)."""
+                reason: str) -> None:
+        """A Queue press that does nothing: batch runs ("running"), or ran when the press was queued
+        ("queued_while_running")."""
         state = batch.state
-        where = f"at image {min(state.next_index + 1, state.total)}/{state.total}"
-        text = (f"Not started: the batch on '{settings.directory}' {why} ({where}). Each image is processed "
-                "once: wait for it, or press Stop batch first.")
+        where = f"image {min(state.next_index + 1, state.total)}/{state.total}"
+        if reason == "running":
+            text = (f"Not started: the batch on '{settings.directory}' is running (at {where}). Each image is "
+                    "processed once: wait for it, or press Stop batch first.")
+        else:
+            text = (f"Not started: this run was queued while the batch on '{settings.directory}' was running "
+                    f"(now at {where}). Each image is processed once: press Queue again to resume.")
         log.warning("node %s: prompt %s does nothing: %s", settings.node_id, prompt_id, text)
         try:
             bridge.send_event(REFUSED_EVENT, {"node_id": settings.node_id, "workflow_id": settings.workflow_id,
                                               "directory": settings.directory, "prompt_id": prompt_id,
-                                              "text": text, "batch": batch.describe()}, client_id)
+                                              "reason": reason, "text": text, "batch": batch.describe()}, client_id)
         except Exception:
             log.debug("could not send the refusal")

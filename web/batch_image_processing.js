@@ -9,7 +9,111 @@ const NODE_CLASS = "BatchImageLoader";
 const ROUTE = "/batch_image_processing";
 const EVENT = "batch_image_processing.status";
 const REFUSED_EVENT = "batch_image_processing.refused";
-const IDLE_TEXT = "No batch yet: press Queue once to process the folder.";
+
+// Every word the extension shows, in English, by message id. The translations are under
+// "batchImageProcessing" in locales/<lang>/main.json (ComfyUI serves them through /i18n);
+// locales/en/main.json is generated from this table by scripts/i18n_docs.py. A new word: one line
+// here, one in locales/zh and locales/ja (tests/unit/test_i18n.py says what is missing).
+// {name} marks a value filled in by the code. One entry per line: `key: "English",`.
+const WORDS = {
+  stopButton: "Stop batch",
+  resetButton: "Reset",
+  idle: "No batch yet: press Queue once to process the folder.",
+  noBatchForNode: "No batch known for this node yet.",
+  positionForgotten: "Position forgotten: the next Queue starts at start_index.",
+  stopping: "Stopping after the current image...",
+  stopFailed: "Batch stop failed",
+  resetFailed: "Batch reset failed",
+  autoQueueOffTitle: "Auto-queue turned off",
+  autoQueueOffDetail: "Batch Image Loader queues every image of the folder itself, then stops.",
+  batchCompleteTitle: "Batch complete",
+  batchCompleteDetail: "{directory}: {status}",
+  batchErrorTitle: "Batch stopped on an error",
+  statusCount: "{position} / {total}",
+  statusRatePerSecond: "{rate} img/s",
+  statusRatePerMinute: "{rate} img/min",
+  statusTimeLeft: "about {duration} left",
+  statusDone: "done",
+  statusDoneSkipped: "done, {skipped} skipped",
+  statusStopped: "stopped",
+  statusStoppedReason: "stopped ({reason})",
+  statusStoppedError: "stopped: {error}",
+  statusStopping: "stopping after this image",
+  refusedTitle: "Batch already running",
+  refusedRunning: "Not started: the batch on '{directory}' is running (at image {image}/{total}). Each image is processed once: wait for it, or press Stop batch first.",
+  refusedQueuedWhileRunning: "Not started: this run was queued while the batch on '{directory}' was running (now at image {image}/{total}). Each image is processed once: press Queue again to resume.",
+  durationHours: "{hours} h {minutes} min",
+  durationMinutes: "{minutes} min {seconds} s",
+  durationSeconds: "{seconds} s",
+};
+
+const I18N_NAMESPACE = "batchImageProcessing";
+
+function frontendI18n() {
+  // ComfyUI's frontend has no i18n call in its extension API, but its vue-i18n instance (which
+  // holds the words of every pack from /i18n, ours included, for the language the user picked)
+  // is installed on the Vue app as $t/$te: 1.32.9 (vue-i18n 9) up to 1.58.1 (vue-i18n 11).
+  const globals = document.querySelector("#vue-app")?.__vue_app__?.config?.globalProperties;
+  return typeof globals?.$t === "function" && typeof globals?.$te === "function" ? globals : null;
+}
+
+// The word `key` in the page's language; `fallbackEnglish` where the frontend offers no i18n
+// or has no translation. {name} placeholders are filled from `params` here (not by vue-i18n,
+// which would HTML-escape file names).
+function t(key, fallbackEnglish, params = {}) {
+  let text = fallbackEnglish;
+  const i18n = frontendI18n();
+  const id = `${I18N_NAMESPACE}.${key}`;
+  try {
+    if (i18n?.$te(id)) {
+      const kept = Object.fromEntries(Object.keys(params).map((name) => [name, `{${name}}`]));
+      const translated = i18n.$t(id, kept);
+      if (typeof translated === "string" && translated !== id) text = translated;
+    }
+  } catch {
+    // a translation vue-i18n cannot parse: keep the English
+  }
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+}
+
+function word(key, params) {
+  return t(key, WORDS[key] ?? key, params);
+}
+
+function duration(totalSeconds) {
+  const seconds = Math.round(totalSeconds);
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  if (hours) return word("durationHours", { hours, minutes });
+  if (minutes) return word("durationMinutes", { minutes, seconds: seconds % 60 });
+  return word("durationSeconds", { seconds });
+}
+
+// The status line, from the batch's numbers (utils/batch_status.py writes the same line in
+// English as `text`, used here for any state this code does not know).
+function statusLine(info) {
+  const known = ["running", "complete", "stopped"].includes(info.state);
+  if (!known || typeof info.position !== "number" || typeof info.total !== "number") return info.text ?? "";
+  const count = (n) => n.toLocaleString("en-US");
+  const parts = [word("statusCount", { position: count(info.position), total: count(info.total) })];
+  if (info.state === "running" && info.current_file) parts.push(info.current_file);
+  const rate = info.rate_per_s;
+  if (rate) {
+    parts.push(rate >= 0.1 ? word("statusRatePerSecond", { rate: rate.toFixed(1) })
+      : word("statusRatePerMinute", { rate: (60 * rate).toFixed(1) }));
+  }
+  if (typeof info.eta_s === "number") parts.push(word("statusTimeLeft", { duration: duration(info.eta_s) }));
+  if (info.state === "complete") {
+    parts.push(info.skipped ? word("statusDoneSkipped", { skipped: info.skipped }) : word("statusDone"));
+  } else if (info.state === "stopped") {
+    if (info.last_error) parts.push(word("statusStoppedError", { error: info.last_error }));
+    else if (info.stop_reason) parts.push(word("statusStoppedReason", { reason: info.stop_reason }));
+    else parts.push(word("statusStopped"));
+  } else if (info.stopping) {
+    parts.push(word("statusStopping"));
+  }
+  return parts.join(" - ");
+}
 
 const lastState = new Map(); // batch key -> last state seen, to toast on transitions only
 
@@ -91,23 +195,23 @@ function turnOffInstantAutoQueue() {
     turnedOff = true;
   }
   if (turnedOff) {
-    toast("info", "Auto-queue turned off",
-      "Batch Image Loader queues every image of the folder itself, then stops.");
+    toast("info", word("autoQueueOffTitle"), word("autoQueueOffDetail"));
   }
 }
 
 function showBatch(info) {
   if (!isThisWorkflow(info)) return;
   const node = findLoader(info.node_id);
-  if (node) setStatus(node, info.text, info.state);
+  if (node) setStatus(node, statusLine(info), info.state);
   const before = lastState.get(info.key);
   lastState.set(info.key, info.state);
   if (info.state === "running") turnOffInstantAutoQueue();
   if (before === undefined || before === info.state) return;
   if (info.state === "complete") {
-    toast("success", "Batch complete", `${info.directory}: ${info.text}`);
+    toast("success", word("batchCompleteTitle"),
+      word("batchCompleteDetail", { directory: info.directory, status: statusLine(info) }));
   } else if (info.state === "stopped" && info.last_error) {
-    toast("error", "Batch stopped on an error", info.last_error);
+    toast("error", word("batchErrorTitle"), info.last_error);
   }
 }
 
@@ -123,7 +227,7 @@ async function refresh() {
       shown.add(String(info.node_id));
       lastState.set(info.key, info.state);
       const node = findLoader(info.node_id);
-      if (node) setStatus(node, info.text, info.state);
+      if (node) setStatus(node, statusLine(info), info.state);
     }
   } catch (error) {
     console.debug("[BatchImageProcessing] status unavailable", error);
@@ -131,6 +235,7 @@ async function refresh() {
 }
 
 async function post(action, node) {
+  const failed = word(action === "reset" ? "resetFailed" : "stopFailed");
   try {
     const response = await api.fetchApi(`${ROUTE}/${action}`, {
       method: "POST",
@@ -138,20 +243,30 @@ async function post(action, node) {
       body: JSON.stringify({ node_id: String(node.id), workflow_id: workflowId() ?? undefined }),
     });
     if (response.status === 404) {
-      setStatus(node, "No batch known for this node yet.", "idle");
+      setStatus(node, word("noBatchForNode"), "idle");
       return;
     }
     if (!response.ok) {
       const body = await response.json().catch(() => ({}));
-      toast("error", `Batch ${action} failed`, body.error ?? `HTTP ${response.status}`);
+      toast("error", failed, body.error ?? `HTTP ${response.status}`);
       return;
     }
-    if (action === "reset") setStatus(node, "Position forgotten: the next Queue starts at start_index.", "idle");
-    else setStatus(node, "Stopping after the current image...", "stopping");
+    if (action === "reset") setStatus(node, word("positionForgotten"), "idle");
+    else setStatus(node, word("stopping"), "stopping");
     await refresh();
   } catch (error) {
-    toast("error", `Batch ${action} failed`, String(error));
+    toast("error", failed, String(error));
   }
+}
+
+function translatedLabel(widget, key) {
+  let renamed; // a label someone sets (e.g. the frontend) wins over ours
+  Object.defineProperty(widget, "label", {
+    configurable: true,
+    enumerable: true,
+    get: () => renamed ?? word(key),
+    set: (value) => { renamed = value || undefined; },
+  });
 }
 
 function addControls(node) {
@@ -164,22 +279,33 @@ function addControls(node) {
     widget.serialize = false;
     widget.computeSize = () => [node.size?.[0] ?? 300, 36];
   }
-  const stop = node.addWidget("button", "Stop batch", null, () => post("stop", node));
-  const reset = node.addWidget("button", "Reset", null, () => post("reset", node));
-  for (const button of [stop, reset]) {
+  // A button's name stays English (scripts and tests find it by name); its label is the word in
+  // the page's language, looked up when drawn, so it follows a language loaded or changed later.
+  const stop = node.addWidget("button", WORDS.stopButton, null, () => post("stop", node));
+  const reset = node.addWidget("button", WORDS.resetButton, null, () => post("reset", node));
+  for (const [button, key] of [[stop, "stopButton"], [reset, "resetButton"]]) {
     button.serialize = false;
     if (button.options) button.options.serialize = false;
+    translatedLabel(button, key);
   }
-  setStatus(node, IDLE_TEXT, "idle");
+  setStatus(node, word("idle"), "idle");
+}
+
+function refusalText(detail) {
+  const batch = detail.batch ?? {};
+  const params = { directory: detail.directory, image: Math.min(batch.position + 1, batch.total), total: batch.total };
+  if (typeof batch.total !== "number" || typeof batch.position !== "number") return detail.text;
+  return word(detail.reason === "queued_while_running" ? "refusedQueuedWhileRunning" : "refusedRunning", params);
 }
 
 function showRefusal(detail) {
   // A Queue press that did nothing: say so where the person who pressed looks.
-  toast("warn", "Batch already running", detail.text);
+  const text = refusalText(detail);
+  toast("warn", word("refusedTitle"), text);
   const node = isThisWorkflow(detail) ? findLoader(detail.node_id) : null;
   if (node) {
-    node.batchRefusal = { text: detail.text, until: Date.now() + REFUSAL_SHOWN_MS };
-    setStatus(node, detail.batch?.text ?? "", detail.batch?.state ?? "running");
+    node.batchRefusal = { text, until: Date.now() + REFUSAL_SHOWN_MS };
+    setStatus(node, detail.batch ? statusLine(detail.batch) : "", detail.batch?.state ?? "running");
   }
 }
 

@@ -171,7 +171,7 @@ def test_two_tabs_opened_from_one_template_are_two_batches(
         click_run(page)  # tab B, while tab A is open with the same id
         client.wait_for(lambda: any((comfy_server.output_dir / "tab_B").rglob("*.png")), what="tab B's first image")
         page.evaluate("() => app.extensionManager.command.execute('Workspace.PreviousOpenedWorkflow')")
-        page.wait_for_function("() => app.graph.id === '%s'" % workflow["id"], timeout=10_000)
+        page.wait_for_function(f"() => app.graph.id === '{workflow['id']}'", timeout=10_000)
         click_run(page)  # tab A, while tab B's batch runs on the same folder
         client.wait_idle(timeout=60)
     for tab in ("A", "B"):

@@ -1,0 +1,128 @@
+"""In ComfyUI 0.33's page (its own frontend and the newest one): the help panel shows the node's docs
+page, the Chinese locale translates the node and its buttons, and the node library finds "folder"."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import QUIET_SETTINGS, comfy_page, unavailable_reason
+from harness import REPO_ROOT, ComfyClient, ComfyServer
+
+CACHE = REPO_ROOT / ".cache"
+NEW_COMFYUI = Path(os.environ.get("BIP_COMFYUI_NEW_DIR", CACHE / "comfyui-0.33.0"))
+NEW_PYTHON = Path(os.environ.get("BIP_COMFYUI_NEW_PYTHON", CACHE / "venv-0.33.0" / "bin" / "python"))
+NEWEST_FRONTEND = Path(os.environ.get("BIP_FRONTEND_NEWEST", CACHE / "frontend-1.58.1" / "static"))
+FRONTENDS = {"bundled": None, "newest": NEWEST_FRONTEND}
+
+REASON = unavailable_reason()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser test skipped: {REASON}")
+
+
+def locale(lang: str) -> dict[str, Any]:
+    return json.loads((REPO_ROOT / "locales" / lang / "main.json").read_text(encoding="utf-8"))
+
+
+def first_section_heading(lang: str) -> str:
+    page = "BatchImageLoader.md" if lang == "en" else f"BatchImageLoader/{lang}.md"
+    text = (REPO_ROOT / "web" / "docs" / page).read_text(encoding="utf-8")
+    return re.search(r"^## (.+)$", text, re.M).group(1)  # only in the docs page, not in the description
+
+
+@pytest.fixture(scope="module", params=list(FRONTENDS))
+def new_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
+    if not (NEW_COMFYUI / "main.py").is_file() or not NEW_PYTHON.is_file():
+        pytest.skip(f"ComfyUI 0.33 is not provisioned ({NEW_COMFYUI}, {NEW_PYTHON})")
+    frontend = FRONTENDS[request.param]
+    if frontend is not None and not (frontend / "index.html").is_file():
+        pytest.skip(f"the newest frontend is not unpacked at {frontend}")
+    args = ("--front-end-root", str(frontend)) if frontend else ()
+    server = ComfyServer(tmp_path_factory.mktemp(f"comfy-new-{request.param}"), comfyui_dir=NEW_COMFYUI,
+                         python=str(NEW_PYTHON), extra_args=args)
+    try:
+        yield server.start(timeout=300)
+    finally:
+        server.stop()
+
+
+def open_page_in(server: ComfyServer, lang: str) -> Any:
+    settings = {**QUIET_SETTINGS, "Comfy.Locale": lang, "Comfy.Canvas.SelectionToolbox": True}
+    status, _ = ComfyClient(server.url).request("POST", "/settings", settings)
+    assert status == 200
+    return comfy_page(server.url)
+
+
+def add_selected_loader(page: Any) -> None:
+    page.evaluate("""() => {
+        app.graph.clear();
+        const node = LiteGraph.createNode("BatchImageLoader");
+        node.pos = [420, 160];
+        app.graph.add(node);
+        app.canvas.deselectAll?.();
+        app.canvas.selectNode(node);
+        app.canvas.setDirty(true, true);
+    }""")
+
+
+def open_help(page: Any, heading: str) -> None:
+    """The selected node's Info button (selection toolbox) opens the help panel with its docs page."""
+    button = page.get_by_test_id("info-button").first
+    button.wait_for(state="visible", timeout=20_000)
+    button.click()
+    page.get_by_role("heading", name=heading).first.wait_for(state="visible", timeout=20_000)
+
+
+def search_node_library(page: Any, query: str, expected_title: str) -> None:
+    page.evaluate('() => app.extensionManager.command.execute("Workspace.ToggleSidebarTab.node-library")')
+    box = page.locator(".side-bar-panel input, .sidebar-content-container input").first
+    box.wait_for(state="visible", timeout=20_000)
+    box.fill(query)
+    panel = page.locator(".side-bar-panel, .sidebar-content-container").first
+    panel.get_by_text(expected_title, exact=True).first.wait_for(state="visible", timeout=20_000)
+
+
+def loader_texts(page: Any) -> dict[str, str]:
+    return page.evaluate("""() => {
+        const node = app.graph._nodes.find((n) => n.comfyClass === "BatchImageLoader");
+        const stop = node.widgets.find((w) => w.name === "Stop batch");
+        return { title: node.title, stop: stop.label ?? stop.name, status: node.batchStatusText ?? "" };
+    }""")
+
+
+def screenshots(tmp_path: Path) -> Path:
+    return Path(os.environ.get("BIP_SCREENSHOT_DIR", str(tmp_path)))
+
+
+def test_help_panel_shows_the_docs_page_and_search_finds_folder(
+    new_server: ComfyServer, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    en = locale("en")
+    with open_page_in(new_server, "en") as page:
+        add_selected_loader(page)
+        assert loader_texts(page)["title"] == en["nodeDefs"]["BatchImageLoader"]["display_name"]
+        open_help(page, first_section_heading("en"))
+        page.screenshot(path=str(screenshots(tmp_path) / f"help-panel-{request.node.callspec.id}.png"))
+        search_node_library(page, "folder", en["nodeDefs"]["BatchImageLoader"]["display_name"])
+        assert page.errors == [], page.errors
+
+
+def test_chinese_page_translates_the_node_its_buttons_and_its_help(
+    new_server: ComfyServer, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    zh = locale("zh")
+    words = zh["batchImageProcessing"]
+    with open_page_in(new_server, "zh") as page:
+        add_selected_loader(page)
+        title = zh["nodeDefs"]["BatchImageLoader"]["display_name"]
+        page.wait_for_function("(title) => app.graph._nodes.some((n) => n.title === title)", arg=title,
+                               timeout=20_000)
+        assert loader_texts(page) == {"title": title, "stop": words["stopButton"], "status": words["idle"]}
+        open_help(page, first_section_heading("zh"))
+        page.screenshot(path=str(screenshots(tmp_path) / f"help-panel-zh-{request.node.callspec.id}.png"))
+        search_node_library(page, "folder", title)
+        assert page.errors == [], page.errors
