@@ -644,6 +644,31 @@ class BatchController:
                 "\n".join(f"  {s['file']}: {s['reason']}" for s in state.skipped),
             )
 
+    # ----- issue 11: collision-free output names (one self-contained method) --------------------
+    def output_stem(self, relative_path: str, filename: str) -> str | None:
+        """The unique stem (utils/output_names.py) of the image that a loader of the running prompt
+        loaded as relative_path/filename; None when no loader of this prompt has it (the saver then
+        names the file itself). Computed once per file snapshot, then cached with it."""
+        from .output_names import unique_stems
+
+        rel_path = f"{relative_path}/{filename}" if relative_path else filename
+        prompt_id = bridge.current_prompt_id()
+        with self._lock:
+            run = self._runs.get(prompt_id) if prompt_id else None
+            key = next((lr.settings.key for lr in run.loaders if lr.rel_path == rel_path), None) if run else None
+            entries = self._snapshots.get(key) if key is not None else None
+            cache: dict[str, tuple[list[ImageEntry], dict[str, str]]] = self.__dict__.setdefault(
+                "_output_stems", {})
+            cached = cache.get(key) if key is not None else None
+        if key is None or entries is None:
+            return None
+        if cached is None or cached[0] is not entries:
+            cached = (entries, unique_stems([e.rel_path for e in entries]))  # outside the lock: ~0.3 s at 100k
+            with self._lock:
+                cache[key] = cached
+        return cached[1].get(rel_path)
+    # ----- end of issue 11 ---------------------------------------------------------------------------
+
 
 _controller: BatchController | None = None
 _controller_lock = threading.Lock()

@@ -22,7 +22,9 @@ async def _node_id_from(request: Any, web: Any, allow_all: bool) -> tuple[str | 
     """(node_id or None for all, error response or None) from a JSON body {"node_id": ...} / {"all": true}."""
     try:
         body = await request.json()
-    except ValueError:
+    except web.HTTPException:
+        raise  # e.g. 413 for a body above the server's size limit
+    except Exception:  # not JSON, not UTF-8, or nested too deeply for the parser (RecursionError)
         return None, _bad_request(web, 'send a JSON body such as {"node_id": "5"}')
     if not isinstance(body, dict):
         return None, _bad_request(web, 'send a JSON object such as {"node_id": "5"}')

@@ -24,7 +24,9 @@ from batch_image_processing.utils.save_naming import (
         ("../../etc/passwd", ("passwd", "")),
         ("/abs/path/x.png", ("x", ".png")),
         ("C:\\Users\\me\\pic.webp", ("pic", ".webp")),
-        ("C:evil.png", ("evil", ".png")),
+        ("C:evil.png", ("C_evil", ".png")),  # a legal Linux name, not a drive: ':' becomes '_'
+        ("q:r.png", ("q_r", ".png")),
+        ("C:/x/pic.png", ("pic", ".png")),
         ("a\x00b.png", ("ab", ".png")),
         ('we<ir>d:na|me?*".png', ("we_ir_d_na_me___", ".png")),
         ("..", ("", "")),
