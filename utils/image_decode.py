@@ -18,10 +18,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .log import printable
-from .pixel_limit import MAX_PIXELS_ENV, max_pixels, pillow_limit_lifted, too_many_pixels
+from .pixel_limit import MAX_PIXELS_ENV as MAX_PIXELS_ENV  # where callers have always found it
+from .pixel_limit import max_pixels, pillow_limit_lifted, refusal, too_many_pixels
 from .tiff16 import decode_tiff16
-
-__all__ = ["MAX_PIXELS_ENV", "DecodeError", "DecodedImage", "decode_image", "max_pixels", "to_tensors"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour types that Pillow reduces to 8 bits when they are 16-bit (RGB, RGBA).
@@ -236,15 +235,17 @@ def decode_image(path: str) -> DecodedImage:
         try:
             return _decode(path, limit)
         except Image.DecompressionBombError:
-            # Pillow's own guard (twice its limit) is below ours: our limit decides, checked in _decode.
-            with pillow_limit_lifted(limit):
-                return _decode(path, limit)
+            # Pillow's own ceiling (twice its limit) is below ours: our limit decides, checked in _decode.
+            ceiling = 2 * max(limit or 0, Image.MAX_IMAGE_PIXELS or 0)
+            try:
+                with pillow_limit_lifted(limit):
+                    return _decode(path, limit)
+            except Image.DecompressionBombError:  # above twice our own limit, too
+                raise DecodeError(path, refusal(f"more than {ceiling:,} pixels", limit or 0)) from None
     except DecodeError:
         raise
     except UnidentifiedImageError:
         raise DecodeError(path, "not an image file Pillow can read (wrong extension or corrupt header)") from None
-    except Image.DecompressionBombError as exc:
-        raise DecodeError(path, f"{exc} Set {MAX_PIXELS_ENV} to a larger number (0 = no limit) to load it") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DecodeError(path, f"corrupt or truncated image data ({printable(exc)})") from None
     except MemoryError:

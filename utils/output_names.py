@@ -20,7 +20,7 @@ import hashlib
 import re
 from collections import defaultdict
 
-from .save_naming import DEFAULT_STEM, clean_relative_path, split_filename
+from .save_naming import DEFAULT_STEM, NAME_BYTES, clean_relative_path, split_filename
 
 _COUNTER = re.compile(r"^(.*)_\d{4,}$")  # build_name's "_0001" for the images of one IMAGE
 # Names that cleaning leaves as they are (most of them): split without the full cleaning.
@@ -30,8 +30,8 @@ _PLAIN = re.compile(r"([\w-]+)(\.[A-Za-z0-9]{1,8})")
 def _stem_and_extension(filename: str) -> tuple[str, str]:
     """split_filename(filename), about four times faster for plain names."""
     plain = _PLAIN.fullmatch(filename)
-    if plain is None or len(plain.group(1)) <= 4:  # short stems may be CON, NUL, ...: the full rules
-        return split_filename(filename)
+    if plain is None or len(plain.group(1)) <= 4 or len(plain.group(1)) * 4 > NAME_BYTES:
+        return split_filename(filename)  # short stems may be CON, NUL, ...; long ones may need a cut
     return plain.group(1), plain.group(2).lower()
 
 

@@ -46,10 +46,14 @@ def too_many_pixels(width: int, height: int, limit: int | None) -> str | None:
     """The reason to refuse a width x height image under limit, or None when it is allowed."""
     if limit is None or width * height <= limit:
         return None
+    return refusal(f"{width}x{height} = {width * height:,} pixels", limit)
+
+
+def refusal(size: str, limit: int) -> str:
+    """Why an image of size (in words) is refused, and how to allow it."""
     return (
-        f"{width}x{height} = {width * height:,} pixels is above {describe_limit(limit)}, a guard against "
-        f"decompression bombs; set {MAX_PIXELS_ENV} to a larger number (0 = no limit) before starting ComfyUI "
-        "to load it"
+        f"{size} is above {describe_limit(limit)}, a guard against decompression bombs; set {MAX_PIXELS_ENV} "
+        "to a larger number (0 = no limit) before starting ComfyUI to load it"
     )
 
 
