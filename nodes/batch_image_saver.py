@@ -46,6 +46,9 @@ def _write_error(target: str, exc: OSError) -> RuntimeError:
     if in_the_way:
         text = (f"cannot create the folder '{folder}': '{in_the_way}' is a file, not a folder. Move that file "
                 "away, or change output_directory or relative_path.")
+    elif exc.errno == errno.EISDIR:
+        text = (f"cannot write '{target}': a folder has that name. Rename or move the folder, or use "
+                "overwrite_mode Add number.")
     elif exc.errno == errno.ENAMETOOLONG:
         text = f"cannot write '{target}': the path is too long for this file system; choose a shorter output_directory."
     else:

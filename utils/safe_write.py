@@ -4,6 +4,7 @@ the process gets (0666 minus the umask, as ComfyUI's own Save Image), not a temp
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import secrets
@@ -54,6 +55,8 @@ def write_atomically(
     """
     if mode not in OVERWRITE_MODES:
         raise ValueError(f"overwrite_mode {mode!r} is not one of: {', '.join(OVERWRITE_MODES)}")
+    if mode != ADD_NUMBER and os.path.isdir(target):  # never "keep" or replace a folder as if it were a result
+        raise IsADirectoryError(errno.EISDIR, "a folder has the result's name", target)
     if mode == SKIP_EXISTING and os.path.lexists(target):
         return target, False
     folder = os.path.dirname(target)

@@ -102,12 +102,16 @@ def decode_tiff16(path: str, img: Image.Image) -> tuple[np.ndarray, np.ndarray |
     spp, has_alpha = layout
     width, height = img.size
     with open(path, "rb") as fh:
-        copy = _gray_copy(fh.read(), spp)
+        data = fh.read()
+    try:
+        copy = _gray_copy(data, spp)
+    except (struct.error, IndexError, KeyError):  # a directory Pillow read but this cannot: Pillow decodes it
+        copy = None
     if copy is None:
         return None
-    data, predictor, tile_width = copy
+    gray_file, predictor, tile_width = copy
     try:
-        with Image.open(io.BytesIO(data)) as gray:
+        with Image.open(io.BytesIO(gray_file)) as gray:
             gray.load()
             arr = np.asarray(gray).astype(np.uint16)
     except (OSError, ValueError, SyntaxError) as exc:

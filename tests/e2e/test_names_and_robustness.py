@@ -215,6 +215,10 @@ def test_unusable_output_directory_is_refused_naming_the_input(
     message = last_error(client, input_folder)
     assert f"'{tmp_path / 'o' / 'sub'}' is a file, not a folder. Move that file away" in message
     assert (tmp_path / "o" / "sub").read_text() == "in the way"
+    # A folder where the result goes: never "kept" as if it were the result (Skip existing).
+    (tmp_path / "o" / "n.png").mkdir()
+    run_batch(client, saver_prompt(input_folder, str(tmp_path / "o"), overwrite_mode="Skip existing"))
+    assert f"cannot write '{tmp_path / 'o' / 'n.png'}': a folder has that name" in last_error(client, input_folder)
 
 
 def test_an_image_replaced_by_a_folder_or_a_fifo_mid_batch_says_so(

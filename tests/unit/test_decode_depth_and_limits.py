@@ -144,3 +144,25 @@ def test_errors_about_non_utf8_names_can_be_printed(tmp_path: Path) -> None:
     message = str(info.value)
     message.encode("utf-8")  # a console stream in strict UTF-8 can write it
     assert "bad\\xff name.png" in message and info.value.path == str(tmp_path / name)
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.9])
+def test_a_truncated_16bit_tiff_is_an_error_naming_the_file(tmp_path: Path, cut: float) -> None:
+    data = img.tiff16_bytes(img.rgb16_ramp(40, 20), compression="lzw", rows_per_strip=4)
+    path = tmp_path / "cut.tif"
+    path.write_bytes(data[: int(len(data) * cut)])
+    try:
+        decoded = decode_image(str(path))
+    except DecodeError as exc:
+        assert "cut.tif" in str(exc)
+    else:  # libtiff may hand back what it could read: then it is still a full-size image
+        assert decoded.color.shape == (20, 40, 3)
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF")
+def test_a_16bit_tiff_whose_directory_points_past_the_end_falls_back_or_names_the_file(tmp_path: Path) -> None:
+    data = bytearray(img.tiff16_bytes(img.rgb16_ramp(8, 4)))
+    data[4:8] = struct.pack("<I", len(data) + 100)  # first directory beyond the end of the file
+    (tmp_path / "bad.tif").write_bytes(bytes(data))
+    with pytest.raises(DecodeError, match=r"bad\.tif"):
+        decode_image(str(tmp_path / "bad.tif"))

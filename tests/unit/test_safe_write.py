@@ -77,3 +77,16 @@ def test_results_get_the_umask_permissions_not_0600(tmp_path: Path, umask: int, 
     assert written
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask == stat.S_IMODE(plain.stat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "r.png"]
+
+
+@pytest.mark.parametrize("mode", ["Skip existing", "Overwrite"])
+def test_a_folder_with_the_results_name_is_never_kept_or_replaced(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "r.png").mkdir()
+    (tmp_path / "r.png" / "inside.txt").write_text("user data")
+    with pytest.raises(IsADirectoryError):
+        write_atomically(str(tmp_path / "r.png"), writer(b"1"), mode)
+    assert (tmp_path / "r.png" / "inside.txt").read_text() == "user data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.png"], "no temporary file left behind"
+    target = tmp_path / "r.png"
+    path, written = write_atomically(str(target), writer(b"1"), "Add number", alternatives(target))
+    assert (path, written) == (str(tmp_path / "r_1.png"), True)
