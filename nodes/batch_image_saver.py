@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from functools import partial
 from typing import Any, ClassVar
 
@@ -11,13 +13,14 @@ from ..utils import comfy_bridge as bridge
 from ..utils import log
 from ..utils.batch_controller import controller
 from ..utils.image_encode import encode, to_pixels, workflow_metadata
-from ..utils.paths import resolve_folder
+from ..utils.log import printable
+from ..utils.paths import FolderError, blocking_file, resolve_output_folder
 from ..utils.safe_write import ADD_NUMBER, OVERWRITE, OVERWRITE_MODES, write_atomically
 from ..utils.save_naming import (
     DEFAULT_STEM,
     FILE_FORMATS,
+    NamingError,
     NumberAllocator,
-    UnsafePathError,
     build_name,
     clean_relative_path,
     output_format,
@@ -27,6 +30,30 @@ from ..utils.save_naming import (
 from ..utils.ui_preview import preview_entry
 
 _numbers = NumberAllocator()
+
+
+def _output_root(output_directory: str) -> str:
+    try:
+        return resolve_output_folder(output_directory, bridge.output_directory())
+    except FolderError as exc:
+        raise RuntimeError(f"Batch Image Saver: {printable(exc)}") from None
+
+
+def _write_error(target: str, exc: OSError) -> RuntimeError:
+    """What a failed write means for the user, naming the file or folder in the way."""
+    folder = os.path.dirname(target)
+    in_the_way = blocking_file(folder) if exc.errno in (errno.EEXIST, errno.ENOTDIR) else None
+    if in_the_way:
+        text = (f"cannot create the folder '{folder}': '{in_the_way}' is a file, not a folder. Move that file "
+                "away, or change output_directory or relative_path.")
+    elif exc.errno == errno.EISDIR:
+        text = (f"cannot write '{target}': a folder has that name. Rename or move the folder, or use "
+                "overwrite_mode Add number.")
+    elif exc.errno == errno.ENAMETOOLONG:
+        text = f"cannot write '{target}': the path is too long for this file system; choose a shorter output_directory."
+    else:
+        text = f"cannot write '{target}': {exc.strerror or exc}."
+    return RuntimeError(f"Batch Image Saver: {printable(text)}")
 
 
 class BatchImageSaver:
@@ -103,6 +130,16 @@ class BatchImageSaver:
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, output_directory: str | None = None) -> bool | str:
+        # Refuse an unusable output_directory when Queue is pressed, not after the first image ran.
+        if isinstance(output_directory, str):
+            try:
+                _output_root(output_directory)
+            except RuntimeError as exc:
+                return str(exc)
+        return True
+
     def save_images(
         self,
         images: torch.Tensor,
@@ -119,8 +156,10 @@ class BatchImageSaver:
         prompt: dict | None = None,
         extra_pnginfo: dict | None = None,
     ) -> dict[str, Any]:
-        root = resolve_folder(output_directory, bridge.output_directory())
+        root = _output_root(output_directory)
         stem, input_ext = split_filename(filename)
+        if stem:  # the loader's name for this input, unique within its batch (see utils/output_names.py)
+            stem = controller().output_stem(relative_path or "", filename) or stem
         fmt, extension = output_format(file_format, input_ext)
         depth = 16 if bit_depth == "16" and fmt in ("png", "tiff") else 8
         subdir = clean_relative_path(relative_path)
@@ -130,12 +169,12 @@ class BatchImageSaver:
         count = int(images.shape[0])
         saved, previews = [], []
         for i in range(count):
-            name = build_name(stem or DEFAULT_STEM, filename_prefix, filename_suffix,
-                              i if count > 1 else None, extension)
             try:
+                name = build_name(stem or DEFAULT_STEM, filename_prefix, filename_suffix,
+                                  i if count > 1 else None, extension)
                 path = target_path(root, subdir, name)
-            except UnsafePathError as exc:
-                raise RuntimeError(f"Batch Image Saver: {exc}") from None
+            except NamingError as exc:
+                raise RuntimeError(f"Batch Image Saver: {printable(exc)}") from None
             if stem:
                 target, mode, others = path, overwrite_mode, _numbers.candidates(path)
             else:  # no file name given: numbered names, never overwriting
@@ -149,7 +188,7 @@ class BatchImageSaver:
                     target, partial(encode, pixels=pixels, file_format=fmt, quality=int(quality),
                                     metadata=metadata), mode, others)
             except OSError as exc:
-                raise RuntimeError(f"Batch Image Saver: cannot write '{target}': {exc.strerror or exc}") from None
+                raise _write_error(target, exc) from None
             if not written:
                 log.info("kept existing '%s' (overwrite_mode: Skip existing)", final)
             saved.append(final)

@@ -133,3 +133,115 @@ def write_truncated_png(path: Path) -> None:
     data = full.read_bytes()
     full.unlink()
     path.write_bytes(data[: len(data) // 2])
+
+
+def tiff_lzw(data: bytes) -> bytes:
+    """TIFF's LZW (MSB-first codes, 9 to 12 bits, "early change"), as libtiff writes it."""
+    out, acc, nbits = bytearray(), 0, 0
+
+    def emit(code: int, width: int) -> None:
+        nonlocal acc, nbits
+        acc, nbits = (acc << width) | code, nbits + width
+        while nbits >= 8:
+            nbits -= 8
+            out.append((acc >> nbits) & 0xFF)
+
+    table = {bytes([i]): i for i in range(256)}
+    next_code, width = 258, 9
+    emit(256, width)
+    current = b""
+    for byte in data:
+        candidate = current + bytes([byte])
+        if candidate in table:
+            current = candidate
+            continue
+        emit(table[current], width)
+        table[candidate] = next_code
+        next_code += 1
+        if next_code == 4094:
+            emit(256, width)
+            table, next_code, width = {bytes([i]): i for i in range(256)}, 258, 9
+        elif next_code in (512, 1024, 2048):
+            width += 1
+        current = bytes([byte])
+    if current:
+        emit(table[current], width)
+        next_code += 1
+        if next_code in (512, 1024, 2048):
+            width += 1
+    emit(257, width)
+    if nbits:
+        out.append((acc << (8 - nbits)) & 0xFF)
+    return bytes(out)
+
+
+def tiff16_bytes(arr: np.ndarray, order: str = "<", compression: str = "none", predictor: int = 1,
+                 rows_per_strip: int | None = None, tile: int | None = None, extra: int = 2) -> bytes:
+    """A 16-bit RGB/RGBA TIFF (HxWx3 or HxWx4 uint16) as other programs write them: either byte
+    order, uncompressed, deflate or LZW, with or without the horizontal predictor, strips or tiles."""
+    height, width, spp = arr.shape
+    blocks: list[np.ndarray] = []
+    if tile:
+        for ty in range(0, height, tile):
+            for tx in range(0, width, tile):
+                block = np.zeros((tile, tile, spp), dtype=np.uint16)
+                part = arr[ty:ty + tile, tx:tx + tile]
+                block[:part.shape[0], :part.shape[1]] = part
+                blocks.append(block)
+    else:
+        rps = rows_per_strip or height
+        blocks = [arr[y:y + rps] for y in range(0, height, rps)]
+    payloads = []
+    for block in blocks:
+        block = block.astype(np.uint16)
+        if predictor == 2:
+            block = block.copy()
+            block[:, 1:] = block[:, 1:] - block[:, :-1]  # wraps modulo 65536, as TIFF wants
+        raw = block.astype(order + "u2").tobytes()
+        payloads.append({"none": raw, "deflate": zlib.compress(raw), "lzw": tiff_lzw(raw)}[compression])
+    code = {"none": 1, "deflate": 8, "lzw": 5}[compression]
+    n = len(payloads)
+    tags: list[tuple[int, int, list[int]]] = [
+        (256, 4, [width]), (257, 4, [height]), (258, 3, [16] * spp), (259, 3, [code]), (262, 3, [2]),
+        (277, 3, [spp]), (284, 3, [1]), (339, 3, [1] * spp),
+    ]
+    if predictor != 1:
+        tags.append((317, 3, [predictor]))
+    if spp == 4:
+        tags.append((338, 3, [extra]))
+    if tile:
+        tags += [(322, 3, [tile]), (323, 3, [tile]), (324, 4, [0] * n), (325, 4, [len(p) for p in payloads])]
+    else:
+        tags += [(273, 4, [0] * n), (278, 4, [rows_per_strip or height]), (279, 4, [len(p) for p in payloads])]
+    tags.sort()
+    offsets_tag = 324 if tile else 273
+    ifd_size = 2 + 12 * len(tags) + 4
+    extra_area = bytearray()
+    base = 8 + ifd_size
+
+    def packed(kind: int, values: list[int]) -> bytes:
+        return struct.pack(order + ("H" if kind == 3 else "I") * len(values), *values)
+
+    data_start = base + sum(len(packed(k, v)) for _, k, v in tags if len(packed(k, v)) > 4) + 64
+    offsets, pos = [], data_start
+    for p in payloads:
+        offsets.append(pos)
+        pos += len(p)
+    entries = b""
+    for tag, kind, values in tags:
+        values = offsets if tag == offsets_tag else values
+        body = packed(kind, values)
+        if len(body) <= 4:
+            entries += struct.pack(order + "HHI", tag, kind, len(values)) + body.ljust(4, b"\0")
+        else:
+            entries += struct.pack(order + "HHII", tag, kind, len(values), base + len(extra_area))
+            extra_area += body
+    head = (b"II" if order == "<" else b"MM") + struct.pack(order + "HI", 42, 8)
+    out = head + struct.pack(order + "H", len(tags)) + entries + b"\0\0\0\0" + bytes(extra_area)
+    return out.ljust(data_start, b"\0") + b"".join(payloads)
+
+
+def rgb16_ramp(width: int = 40, height: int = 20, alpha: bool = False) -> np.ndarray:
+    """16-bit RGB(A) pixels whose values differ in the low byte (an 8-bit decoder loses them)."""
+    rng = np.random.default_rng(5)
+    return rng.integers(0, 65536, (height, width, 4 if alpha else 3), dtype=np.uint16)

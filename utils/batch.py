@@ -26,6 +26,7 @@ from .batch_state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, 
 from .batch_status import describe, describe_duration
 from .file_listing import FileMatcher, ImageEntry, list_images
 from .log import info, warning
+from .output_names import unique_stems
 
 IDLE, QUEUED = "idle", "queued"  # RUNNING ("running") is shared with the saved status
 NEW_PASS = "new pass"  # what a press asks for when there is nothing to resume
@@ -62,6 +63,7 @@ class Batch:
     ended_at: float | None = None  # when the last chain ended
     detached: bool = False  # Reset forgot it: nothing it does is saved any more
     recent_prompts: deque[str] = field(default_factory=lambda: deque(maxlen=4))
+    _stems: dict[str, str] | None = field(default=None, repr=False)  # output_stem's table
 
     @classmethod
     def new_pass(cls, settings: BatchSettings, start_index: int, store: StateStore) -> Batch:
@@ -89,6 +91,12 @@ class Batch:
 
     def full_path(self, index: int) -> str:
         return os.path.join(self.settings.directory, *self.entries[index].rel_path.split("/"))
+
+    def output_stem(self, rel_path: str) -> str | None:
+        """The stem to save rel_path under, unique among this batch's images (computed once)."""
+        if self._stems is None:
+            self._stems = unique_stems([e.rel_path for e in self.entries])
+        return self._stems.get(rel_path)
 
     def contains(self, real_path: str) -> bool:
         """True when real_path (resolved) is one of this batch's images."""

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import log
 from .file_listing import ImageEntry
 
 RUNNING, STOPPED, COMPLETE = "running", "stopped", "complete"
@@ -85,8 +86,38 @@ class BatchState:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    @classmethod
+    def problem_with(cls, data: object) -> str | None:
+        """Why data is not a state this pack wrote (a foreign or damaged file), or None."""
+        if not isinstance(data, dict):
+            return f"a JSON {type(data).__name__}, not an object"
+        for name in ("key", "node_id", "directory", "total"):
+            if name not in data:
+                return f"no {name!r}"
+        for f in dataclasses.fields(cls):
+            if f.name in data and not _is_type(data[f.name], str(f.type)):
+                return f"{f.name!r} is {json.dumps(data[f.name])[:40]}, not {f.type}"
+        skipped = data.get("skipped", [])
+        if not all(isinstance(s, dict) and isinstance(s.get("file"), str) and isinstance(s.get("reason"), str)
+                   for s in skipped):
+            return "'skipped' is not a list of {file, reason}"
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _is_type(value: object, annotation: str) -> bool:
+    """value fits a BatchState field annotation (str, int, float, float | None, list[...])."""
+    if isinstance(value, bool):
+        return False
+    kinds = {"str": str, "int": int, "float": (int, float)}
+    if annotation.startswith("list"):
+        return isinstance(value, list)
+    if annotation.endswith("| None") and value is None:
+        return True
+    kind = kinds.get(annotation.split("|")[0].strip())
+    return kind is not None and isinstance(value, kind)
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -111,16 +142,35 @@ class StateStore:
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self._lock = threading.Lock()
+        self._warned: set[str] = set()  # foreign or damaged files already reported once
+
+    def _skip(self, path: str, why: str) -> None:
+        if path not in self._warned:
+            self._warned.add(path)
+            log.warning("ignoring '%s': not a batch state of this pack (%s). Delete or move it if you do not "
+                        "need it; Reset on the loader also removes the pack's own files.", path, why)
 
     def _path(self, key: str, suffix: str) -> str:
         return os.path.join(self.folder, f"{key}{suffix}")
 
     def load(self, key: str) -> BatchState | None:
+        """The state saved under key; None when there is none, or when the file is not one of ours."""
+        path = self._path(key, ".json")
         try:
-            with open(self._path(key, ".json"), encoding="utf-8") as fh:
-                return BatchState.from_dict(json.load(fh))
-        except (OSError, ValueError, TypeError):
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
             return None
+        except (OSError, ValueError, RecursionError) as exc:  # unreadable, not JSON, or nested too deeply
+            self._skip(path, f"cannot be read: {type(exc).__name__}")
+            return None
+        why = BatchState.problem_with(data)
+        if why is None and data["key"] != key:
+            why = f"its key {data['key']!r} is not its file name"
+        if why is not None:
+            self._skip(path, why)
+            return None
+        return BatchState.from_dict(data)
 
     def save(self, state: BatchState) -> None:
         state.updated_at = time.time()
@@ -148,9 +198,11 @@ class StateStore:
     def load_snapshot(self, key: str) -> list[ImageEntry] | None:
         try:
             with open(self._path(key, ".files.json"), encoding="utf-8") as fh:
-                return [ImageEntry(rel, float(mtime)) for rel, mtime in json.load(fh)]
-        except (OSError, ValueError, TypeError):
+                data = json.load(fh)
+            entries = [ImageEntry(rel, float(mtime)) for rel, mtime in data]
+        except (OSError, ValueError, TypeError, RecursionError):
             return None
+        return entries if all(isinstance(e.rel_path, str) for e in entries) else None
 
     def all_states(self) -> list[BatchState]:
         try:

@@ -24,7 +24,9 @@ async def _target_from(request: Any, web: Any, allow_all: bool) -> tuple[str | N
     batch of one workflow (the web extension sends it); without it every workflow's counts."""
     try:
         body = await request.json()
-    except (ValueError, RecursionError):
+    except web.HTTPException:
+        raise  # e.g. 413 for a body above the server's size limit
+    except Exception:  # not JSON, not UTF-8, or nested too deeply for the parser (RecursionError)
         return None, None, _bad_request(web, 'send a JSON body such as {"node_id": "5"}')
     if not isinstance(body, dict):
         return None, None, _bad_request(web, 'send a JSON object such as {"node_id": "5"}')

@@ -9,6 +9,7 @@ are converted to float, so a GPU run moves a quarter of the bytes.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 
@@ -16,7 +17,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-MAX_PIXELS_ENV = "BATCH_IMAGE_MAX_PIXELS"
+from .log import printable
+from .pixel_limit import MAX_PIXELS_ENV as MAX_PIXELS_ENV  # where callers have always found it
+from .pixel_limit import max_pixels, pillow_limit_lifted, refusal, too_many_pixels
+from .tiff16 import decode_tiff16
+
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour types that Pillow reduces to 8 bits when they are 16-bit (RGB, RGBA).
 _PNG_16BIT_COLOUR_TYPES = (2, 6)
@@ -26,7 +31,7 @@ class DecodeError(ValueError):
     """An image could not be decoded; the message names the file and the reason."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"Cannot read image '{path}': {reason}")
+        super().__init__(f"Cannot read image '{printable(path)}': {reason}")
         self.path = path
         self.reason = reason
 
@@ -46,18 +51,6 @@ class DecodedImage:
     @property
     def width(self) -> int:
         return int(self.color.shape[1])
-
-
-def max_pixels() -> int | None:
-    """Pixel limit: PIL's decompression-bomb limit, raised (or lifted with 0) by the env var."""
-    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if raw:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"{MAX_PIXELS_ENV}={raw!r} is not a whole number of pixels.") from None
-        return None if value <= 0 else value
-    return Image.MAX_IMAGE_PIXELS
 
 
 def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
@@ -186,9 +179,12 @@ def _decode_jpeg(path: str) -> DecodedImage | None:
 
 
 def _fast_decode(path: str, img: Image.Image) -> DecodedImage | None:
-    """A decoder that beats Pillow for this file (JPEG) or keeps more bits (16-bit RGB PNG)."""
+    """A decoder that beats Pillow for this file (JPEG) or keeps more bits (16-bit RGB(A) PNG, TIFF)."""
     if img.format == "JPEG" and img.mode in ("RGB", "L"):
         return _decode_jpeg(path)
+    if img.format == "TIFF":
+        found = decode_tiff16(path, img)
+        return None if found is None else DecodedImage(*found, 65535.0)
     if img.format == "PNG":
         with open(path, "rb") as fh:
             if _png_is_16bit_colour(fh.read(26)):
@@ -196,47 +192,64 @@ def _fast_decode(path: str, img: Image.Image) -> DecodedImage | None:
     return None
 
 
-def decode_image(path: str) -> DecodedImage:
-    """Decode the first frame of path; raises DecodeError (naming the file) on any failure."""
+def _check_file(path: str) -> None:
+    """Refuse what is not a readable regular file before opening it (a FIFO would block forever)."""
     try:
-        size = os.path.getsize(path)
+        info = os.stat(path)
     except FileNotFoundError:
         raise DecodeError(path, "the file no longer exists (moved or deleted during the batch)") from None
     except OSError as exc:
         raise DecodeError(path, f"cannot be accessed ({exc.strerror or exc})") from None
-    if size == 0:
+    if stat.S_ISDIR(info.st_mode):
+        raise DecodeError(path, "it is a folder now, not an image file (replaced during the batch?): put the "
+                                "image back or move the folder away, then press Queue to go on")
+    if not stat.S_ISREG(info.st_mode):
+        raise DecodeError(path, "it is not a regular file (a FIFO, socket or device), so it holds no image: "
+                                "move it out of the folder, then press Queue to go on")
+    if info.st_size == 0:
         raise DecodeError(path, "the file is empty (0 bytes)")
+
+
+def _decode(path: str, limit: int | None) -> DecodedImage:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as img:
+            refused = too_many_pixels(*img.size, limit)
+            if refused:
+                raise DecodeError(path, refused)
+            orientation = int(img.getexif().get(0x0112, 1) or 1)
+            fast = _fast_decode(path, img)
+            if fast is not None:
+                return _oriented(fast, orientation)
+            img.seek(0)  # multi-frame files (GIF, WebP, MPO, TIFF): the first frame
+            img.load()
+            decoded = _split(img)
+    return _oriented(decoded, orientation)
+
+
+def decode_image(path: str) -> DecodedImage:
+    """Decode the first frame of path; raises DecodeError (naming the file) on any failure."""
+    _check_file(path)
     limit = max_pixels()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if limit is not None and width * height > limit:
-                    raise DecodeError(
-                        path,
-                        f"{width}x{height} = {width * height:,} pixels is above the limit of {limit:,} "
-                        f"(decompression-bomb guard); set {MAX_PIXELS_ENV} to a larger number (0 = no limit) "
-                        "to load it",
-                    )
-                orientation = int(img.getexif().get(0x0112, 1) or 1)
-                fast = _fast_decode(path, img)
-                if fast is not None:
-                    return _oriented(fast, orientation)
-                img.seek(0)  # multi-frame files (GIF, WebP, MPO, TIFF): the first frame
-                img.load()
-                decoded = _split(img)
+        try:
+            return _decode(path, limit)
+        except Image.DecompressionBombError:
+            # Pillow's own ceiling (twice its limit) is below ours: our limit decides, checked in _decode.
+            ceiling = 2 * max(limit or 0, Image.MAX_IMAGE_PIXELS or 0)
+            try:
+                with pillow_limit_lifted(limit):
+                    return _decode(path, limit)
+            except Image.DecompressionBombError:  # above twice our own limit, too
+                raise DecodeError(path, refusal(f"more than {ceiling:,} pixels", limit or 0)) from None
     except DecodeError:
         raise
     except UnidentifiedImageError:
         raise DecodeError(path, "not an image file Pillow can read (wrong extension or corrupt header)") from None
-    except Image.DecompressionBombError as exc:
-        raise DecodeError(path, f"{exc} Set {MAX_PIXELS_ENV} to a larger number (0 = no limit) to load it") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise DecodeError(path, f"corrupt or truncated image data ({exc})") from None
+        raise DecodeError(path, f"corrupt or truncated image data ({printable(exc)})") from None
     except MemoryError:
         raise DecodeError(path, "not enough memory to decode it") from None
-    return _oriented(decoded, orientation)
 
 
 def _oriented(decoded: DecodedImage, orientation: int) -> DecodedImage:

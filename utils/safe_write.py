@@ -1,11 +1,13 @@
 """Write a file so that a crash never leaves half an image under a real name, and an existing
-file is replaced only when the user asked for it."""
+file is replaced only when the user asked for it. Results get the permissions any new file of
+the process gets (0666 minus the umask, as ComfyUI's own Save Image), not a temp file's 0600."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
@@ -27,6 +29,19 @@ def _claim(tmp: str, candidate: str) -> bool:
         return True
 
 
+def _create_temporary(target: str) -> tuple[int, str]:
+    """A new, exclusive temporary file beside target, created with mode 0666 so the umask applies."""
+    folder, name = os.path.split(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name[:50]}.{secrets.token_hex(4)}.partial")  # <= 218 bytes
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside '{target}'")
+
+
 def write_atomically(
     target: str,
     write: Callable[[BinaryIO], None],
@@ -40,11 +55,13 @@ def write_atomically(
     """
     if mode not in OVERWRITE_MODES:
         raise ValueError(f"overwrite_mode {mode!r} is not one of: {', '.join(OVERWRITE_MODES)}")
+    if mode != ADD_NUMBER and os.path.isdir(target):  # never "keep" or replace a folder as if it were a result
+        raise IsADirectoryError(errno.EISDIR, "a folder has the result's name", target)
     if mode == SKIP_EXISTING and os.path.lexists(target):
         return target, False
     folder = os.path.dirname(target)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)[:50]}.", suffix=".partial", dir=folder)
+    fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)

@@ -2,11 +2,13 @@
 
 Everything a workflow can feed into a name (file name, relative path, prefix, suffix) is
 cleaned here: no `..`, no absolute parts, no drive letters, no separators inside a
-component, no NUL or control characters, no names Windows refuses.
+component, no NUL or control characters, no names Windows refuses, and no name longer than
+255 bytes (the limit of ext4, APFS and NTFS alike).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -17,14 +19,39 @@ FORMAT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".ti
 _SAME_AS_INPUT = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tiff", ".tiff": "tiff"}
 DEFAULT_STEM = "image"
 
-_ILLEGAL = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
-_DRIVE = re.compile(r"^[A-Za-z]:")
+# Lone surrogates that no file system encoding can write (surrogateescape covers \udc80-\udcff,
+# the undecodable bytes of a non-UTF-8 name, which are kept as they are).
+_ILLEGAL = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f\ud800-\udc7f\udd00-\udfff]')
+_DRIVE = re.compile(r"^[A-Za-z]:(?=[\\/])")  # "C:\x" or "C:/x"; "q:r.png" is a Linux file name
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$", re.IGNORECASE)
-MAX_COMPONENT = 200  # bytes-ish; leaves room for suffixes within common 255-byte limits
+NAME_BYTES = 255  # one path component, in UTF-8 bytes (NTFS counts UTF-16 units: never more)
+NUMBER_ROOM = 8  # kept free for Add number's "_1234567"
+MIN_STEM_BYTES = 24  # what a cut stem keeps at least (with its checksum)
 
 
-class UnsafePathError(ValueError):
+class NamingError(ValueError):
+    """No usable name can be built; the message says which input to change."""
+
+
+class UnsafePathError(NamingError):
     """A name would leave the output folder; the message says which input."""
+
+
+def name_bytes(text: str) -> int:
+    """Length of text on disk, in bytes (undecodable bytes of a non-UTF-8 name count as one)."""
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def cut_to_bytes(text: str, limit: int) -> str:
+    """The longest start of text that fits in limit bytes, cut between characters."""
+    if name_bytes(text) <= limit:
+        return text
+    used = 0
+    for i, char in enumerate(text):
+        used += name_bytes(char)
+        if used > limit:
+            return text[:i]
+    return text
 
 
 def clean_component(text: str) -> str:
@@ -35,7 +62,7 @@ def clean_component(text: str) -> str:
         return ""
     if _RESERVED.match(text):
         text = "_" + text
-    return text[:MAX_COMPONENT]
+    return cut_to_bytes(text, NAME_BYTES)
 
 
 def _parts(text: str) -> list[str]:
@@ -71,11 +98,27 @@ def output_format(file_format: str, input_extension: str) -> tuple[str, str]:
 
 
 def build_name(stem: str, prefix: str, suffix: str, batch_index: int | None, extension: str) -> str:
-    """prefix + stem + suffix (+ _0001 for the i-th image of a batch) + extension."""
-    name = f"{clean_component(prefix)}{stem}{clean_component(suffix)}"
+    """prefix + stem + suffix (+ _0001 for the i-th image of a batch) + extension, within 255 bytes.
+
+    A name too long is cut in the stem only (between characters), which then ends in "~" and a
+    checksum of the whole stem: two long names that start alike still get two names.
+    """
+    head, end = clean_component(prefix), clean_component(suffix)
     if batch_index is not None:
-        name += f"_{batch_index + 1:04d}"
-    return clean_component(name) + extension
+        end += f"_{batch_index + 1:04d}"
+    end += extension
+    room = NAME_BYTES - NUMBER_ROOM - name_bytes(head) - name_bytes(end)
+    if room < MIN_STEM_BYTES:
+        raise NamingError(
+            f"filename_prefix and filename_suffix are too long ({name_bytes(head) + name_bytes(end)} bytes "
+            f"with the extension): a file name holds at most {NAME_BYTES} bytes; shorten them to leave "
+            f"{MIN_STEM_BYTES + NUMBER_ROOM} bytes for the name."
+        )
+    if name_bytes(stem) > room:
+        mark = "~" + hashlib.sha1(stem.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        stem = cut_to_bytes(stem, room - len(mark)) + mark
+    name = head + stem + end
+    return "_" + name if _RESERVED.match(name) else name
 
 
 def target_path(root: str, relative_dir: str, name: str) -> str:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
 
@@ -54,3 +56,43 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["s.json"], "temporary file left behind"
     atomic_write_text(str(target), "new")
     assert target.read_text() == "new"
+
+
+FOREIGN = {
+    "a list": "[1, 2, 3]",
+    "a string": '"hello"',
+    "total as text": json.dumps({"key": "k", "node_id": "1", "directory": "/d", "total": "ten"}),
+    "skipped of strings": json.dumps({"key": "k", "node_id": "1", "directory": "/d", "total": 3, "skipped": ["x"]}),
+    "null started_at": json.dumps({"key": "k", "node_id": "1", "directory": "/d", "total": 3, "started_at": None}),
+    "no key": json.dumps({"node_id": "1", "directory": "/d", "total": 3}),
+    "a key of another file": json.dumps({"key": "../../escape", "node_id": "1", "directory": "/d", "total": 3}),
+    "nested too deeply": "[" * 100_000 + "]" * 100_000,
+    "not UTF-8": b"\xff\xfe{}".decode("latin-1"),
+}
+
+
+@pytest.mark.parametrize("what", list(FOREIGN))
+def test_foreign_or_damaged_state_files_are_skipped_with_one_warning(
+    tmp_path: Path, what: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11 #9: such a file made GET status (and stop) fail for good."""
+    store = StateStore(str(tmp_path))
+    good = BatchState(key="good", node_id="1", directory="/d", total=3)
+    store.save(good)
+    encoding = "latin-1" if what == "not UTF-8" else "utf-8"
+    (tmp_path / "k.json").write_text(FOREIGN[what], encoding=encoding)
+    caplog.set_level(logging.WARNING, logger="batch_image_processing")
+    for _ in range(3):
+        assert [s.key for s in store.all_states()] == ["good"]
+        assert store.load("k") is None
+    warnings = [r.getMessage() for r in caplog.records if "k.json" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert str(tmp_path / "k.json") in warnings[0] and "not a batch state" in warnings[0]
+    assert (tmp_path / "k.json").read_text(encoding=encoding) == FOREIGN[what], "a foreign file is never changed"
+
+
+def test_a_foreign_snapshot_reads_as_missing(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path))
+    for text in ('{"ab": 1}', "[[1, 2]]", "[" * 100_000, '"xy"'):
+        (tmp_path / "k.files.json").write_text(text)
+        assert store.load_snapshot("k") is None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,32 @@ def test_a_crash_while_encoding_leaves_no_partial_file(tmp_path: Path) -> None:
 def test_unknown_mode_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="overwrite_mode 'Replace' is not one of"):
         write_atomically(str(tmp_path / "x"), writer(b""), "Replace")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+@pytest.mark.parametrize("mode", ["Add number", "Skip existing", "Overwrite"])
+def test_results_get_the_umask_permissions_not_0600(tmp_path: Path, umask: int, mode: str) -> None:
+    """Issue 11 #2: results were 0600 (a temporary file's mode) whatever the umask."""
+    old = os.umask(umask)
+    try:
+        path, written = write_atomically(str(tmp_path / "r.png"), writer(b"1"), mode, alternatives(tmp_path / "r.png"))
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"")  # what open() gives, as ComfyUI's own Save Image does
+    finally:
+        os.umask(old)
+    assert written
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask == stat.S_IMODE(plain.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "r.png"]
+
+
+@pytest.mark.parametrize("mode", ["Skip existing", "Overwrite"])
+def test_a_folder_with_the_results_name_is_never_kept_or_replaced(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "r.png").mkdir()
+    (tmp_path / "r.png" / "inside.txt").write_text("user data")
+    with pytest.raises(IsADirectoryError):
+        write_atomically(str(tmp_path / "r.png"), writer(b"1"), mode)
+    assert (tmp_path / "r.png" / "inside.txt").read_text() == "user data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.png"], "no temporary file left behind"
+    target = tmp_path / "r.png"
+    path, written = write_atomically(str(target), writer(b"1"), "Add number", alternatives(target))
+    assert (path, written) == (str(tmp_path / "r_1.png"), True)
