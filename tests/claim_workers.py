@@ -19,7 +19,10 @@ if PACKAGE not in sys.modules:
                                                    submodule_search_locations=[str(REPO_ROOT)])
     assert _spec is not None
     sys.modules[PACKAGE] = importlib.util.module_from_spec(_spec)
-from batch_image_processing.utils.shared_job import SharedJob  # noqa: E402
+from batch_image_processing.utils.file_listing import ImageEntry
+from batch_image_processing.utils.shared_job import SharedJob
+
+__all__ = ["ImageEntry", "SharedJob", "claim_all", "hold_one", "no_listing", "run_process"]
 
 
 def no_listing() -> list:

@@ -106,9 +106,9 @@ def read_record(path: str) -> Record | None:
         with open(path, encoding="utf-8") as fh:
             mtime = os.fstat(fh.fileno()).st_mtime
             text = fh.read()
-    except FileNotFoundError:
-        return None
-    except OSError:
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ESTALE):  # ESTALE: deleted under an NFS client
+            return None
         return Record({}, time.time())  # exists but unreadable now: taken, details unknown
     try:
         data = json.loads(text)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import multiprocessing
 import os
@@ -20,12 +21,11 @@ import pytest
 from batch_image_processing.utils import shared_files
 from batch_image_processing.utils.claim_store import ClaimStore, JobGoneError
 from batch_image_processing.utils.file_listing import FileMatcher, ImageEntry, list_images
-from batch_image_processing.utils.shared_job import (
+from batch_image_processing.utils.shared_job import JobStoppedError, SharedJob
+from batch_image_processing.utils.shared_job_paths import (
     FOLDER_SETTING,
     JOBS_FOLDER,
-    JobStoppedError,
     SharedFolderError,
-    SharedJob,
     folder_problem,
     job_folder,
     job_id,
@@ -293,12 +293,19 @@ def test_continue_after_every_server_stopped_resumes_where_the_batch_stands(serv
     c.close()
 
 
-def test_a_server_with_another_clock_judges_leases_on_the_file_servers_clock(servers) -> None:
+def test_a_server_with_another_clock_judges_leases_on_the_file_servers_clock(servers, monkeypatch) -> None:
     a, b = servers(2, lease_s=1.0)
-    b._clock.local_clock = lambda: time.time() + 3600  # an hour ahead: every claim would look expired
-    b._clock.beat()
     assert a.claim_next().index == 0
+    real_time = time.time
+    skewed = lambda: real_time() + 3600  # noqa: E731  an hour ahead: every claim would look expired
+    monkeypatch.setattr(time, "time", skewed)  # what b would read from its machine's clock
+    b._clock.local_clock = skewed
+    b._clock.beat()
     assert b.claim_next().index == 1, "a fresh claim was taken over because of the taker's clock"
+    monkeypatch.setattr(time, "time", real_time)
+    os.utime(os.path.join(a.current_pass.folder, "claims", "0.0"), (real_time() - 2, real_time() - 2))
+    monkeypatch.setattr(time, "time", skewed)
+    assert b.claim_next().index == 0, "a claim 2 s old on the file server's clock (lease 1 s) is expired"
 
 
 @contextmanager
@@ -440,7 +447,7 @@ def test_stress_with_takeovers_redoes_only_images_of_stalled_holders(tmp_path: P
     assert redone, "no takeover happened: the test did not test takeovers"
     for runs in redone.values():
         runs.sort(key=lambda r: r["start"])
-        for earlier, later in zip(runs, runs[1:]):
+        for earlier, later in itertools.pairwise(runs):
             if later["start"] < earlier["end"]:  # ran at the same time: the earlier one must have stalled
                 assert earlier["paused"] or earlier["renew"] != "ok", ("taken from a live holder", earlier, later)
     stalled = sum(r["paused"] or r["renew"] != "ok" for r in rows)
