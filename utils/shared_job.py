@@ -91,8 +91,9 @@ class SharedJob:
                 os.makedirs(os.path.join(self.folder, sub), exist_ok=True)
             self._clock.beat()
             entries: list[ImageEntry] | None = None
+            known = 0  # a pass number known to exist although the listing (an NFS cache) may not show it yet
             for _ in range(200):
-                number = self._latest_number()
+                number = max(self._latest_number(), known)
                 current = self._read_pass(number) if number else None
                 if number and current is None:
                     time.sleep(0.05)  # being written (file systems without hard links)
@@ -101,13 +102,14 @@ class SharedJob:
                     return self._use(current)
                 if entries is None:
                     entries = list(make_entries())
-                    if not entries or not 0 <= start_index < len(entries):
+                    if not 0 <= start_index < len(entries):
                         raise ValueError(f"start_index {start_index} is outside the {len(entries)} images")
                 created = self._create_pass(number + 1, entries, start_index)
                 if created is not None:
                     log.info("shared job %s: pass %s started with %d images", os.path.basename(self.folder),
                              created.pass_id, len(entries))
                     return self._use(created)
+                known = number + 1  # another server created it first: join that one
             raise SharedFolderError(f"The pass file in '{self.folder}' stays unreadable.")
 
     @property
@@ -260,7 +262,10 @@ class SharedJob:
         while not self._wake.wait(self.lease_s / 3):
             store = self._claims
             try:
-                self._clock.beat()
+                try:
+                    self._clock.beat()
+                except OSError:
+                    pass  # job folder reset or unreachable: the renewals below say which
                 for index in store.held() if store is not None else {}:
                     result = store.renew(index)
                     key = (store.folder, index)

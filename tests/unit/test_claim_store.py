@@ -10,9 +10,11 @@ import multiprocessing
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -116,6 +118,35 @@ def test_first_server_lists_the_folder_and_later_joiners_read_its_list(tmp_path:
     b.close()
 
 
+def test_servers_starting_at_once_agree_on_one_pass(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    make_images(images, 4)
+    folder = job_folder(str(images), "race")
+    jobs = [SharedJob(folder, lease_s=5) for _ in range(8)]
+    barrier = threading.Barrier(len(jobs))
+
+    def slow_listing() -> list[ImageEntry]:
+        time.sleep(0.2)  # a big folder: every server that found no pass is listing at the same time
+        return lister(images)()
+
+    def open_one(job: SharedJob, new_pass: bool) -> str:
+        barrier.wait()
+        return job.open_pass(slow_listing, new_pass_if_complete=new_pass).pass_id
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        first = set(pool.map(open_one, jobs, [False] * len(jobs)))
+        assert len(first) == 1
+        while (claim := jobs[0].claim_next()) is not None:
+            jobs[0].complete(claim.index, "done")
+        second = set(pool.map(open_one, jobs, [True] * len(jobs)))
+    assert len(second) == 1 and second != first, "a complete pass must give way to exactly one new pass"
+    assert sorted(n for n in os.listdir(folder) if n.startswith("pass-")) == [
+        "pass-000001-" + first.pop().split("-")[1], "pass-000001.json",
+        "pass-000002-" + second.pop().split("-")[1], "pass-000002.json"], "losers must remove their folders"
+    for job in jobs:
+        job.close()
+
+
 def test_two_servers_take_each_image_once_in_order(servers) -> None:
     a, b = servers(2)
     taken = []
@@ -205,6 +236,19 @@ def test_a_killed_server_holds_its_image_for_a_lease_then_it_is_retaken(tmp_path
         if child.is_alive():
             child.kill()
         job.close()
+
+
+def test_the_renewal_thread_reports_a_lost_claim(servers) -> None:
+    lost: list[tuple[int, str]] = []
+    (a,) = servers(1, lease_s=0.3, on_lost=lambda index, why: lost.append((index, why)))
+    assert a.claim_next().index == 0
+    time.sleep(0.5)
+    assert lost == [], "a renewed claim was reported lost"
+    # Another server took the image over (as after a network partition longer than the lease).
+    (Path(a.current_pass.folder) / "claims" / "0.1").write_text(json.dumps({"kind": "claim", "owner": "x"}))
+    time.sleep(0.3)
+    assert lost == [(0, "lost")]
+    assert a.participants() == [a.owner] and a.progress()["servers"] == 1
 
 
 def test_release_hands_the_image_on_at_once(servers) -> None:
