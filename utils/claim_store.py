@@ -12,13 +12,17 @@ generation says who holds the image:
     {"kind": "done"}                   finished: nobody claims it again
 Taking an image = publishing the generation after the last one, allowed when that one is free,
 or a claim whose lease ran out (takeover). Of several servers racing for a generation exactly
-one creates it (see shared_files), so an image never has two current holders.
+one creates it (see shared_files): the chain always has one last generation, one holder.
 
-At most one redo: a second server runs an image only after its holder went a whole lease without
-renewing (crash, freeze, partition); renewals come every lease/3. The slow holder learns it lost
-the claim at its next renew ("lost"), and if both still finish, done/<index> is created once:
-the first finisher is recorded, the other's complete() returns False. A release (Stop, Cancel)
-hands the image on at once, and it is redone from the start by whoever takes it.
+Guarantees:
+- Recorded once: done/<index> is created once; the first finisher is recorded, every other
+  complete() of that image returns False.
+- At most one redo per lapse: a second server starts an image only after its holder released it
+  (Stop, Cancel: redone from the start on purpose) or went a whole lease without renewing (killed,
+  frozen, cut off from the file server; renewals come every lease/3). Servers racing to take the
+  expired claim create one generation, so a server killed while holding k images costs k redos.
+- The lapsed holder may still be running the image: it learns at its next renew ("lost", or
+  "done_elsewhere"); if both runs finish, the first is recorded (above).
 """
 
 from __future__ import annotations
