@@ -251,6 +251,19 @@ def test_the_renewal_thread_reports_a_lost_claim(servers) -> None:
     assert a.participants() == [a.owner] and a.progress()["servers"] == 1
 
 
+def test_a_finisher_that_died_before_closing_the_chain_still_counts_once(servers, monkeypatch) -> None:
+    a, b, c = servers(3, lease_s=0.3, auto_renew=False)
+    assert a.claim_next().index == 0
+    assert b.progress()["claimed"] == 1 and c.progress()["claimed"] == 1  # both have looked: 0 is held
+    monkeypatch.setattr(a._claims, "_close_chain", lambda index, gen: None)  # killed right after done/0
+    assert a.complete(0, "done")
+    time.sleep(0.45)  # a's claim on image 0 has expired: it must not look free
+    assert c.progress() | {"servers": 0, "pass_id": ""} == {
+        "done": 1, "skipped": 0, "claimed": 0, "total": 6, "mine": 0, "servers": 0, "pass_id": ""}
+    assert b.claim_next().index == 1, "a finished image was taken again"
+    assert json.loads((Path(a.current_pass.folder) / "claims" / "0.2").read_text())["kind"] == "done"
+
+
 def test_release_hands_the_image_on_at_once(servers) -> None:
     a, b = servers(2)
     assert a.claim_next().index == 0
@@ -438,6 +451,12 @@ def test_claim_next_reads_only_from_the_cursor(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setattr("batch_image_processing.utils.claim_store.read_record", counting)
     assert b.claim_next().index == 600
     assert sum(reads.values()) <= 2
+    for _ in range(5):  # another server goes on meanwhile
+        a.complete(a.claim_next().index, "done")
+    reads.clear()
+    assert b.progress() | {"servers": 0, "pass_id": ""} == {
+        "done": 605, "skipped": 0, "claimed": 1, "total": 800, "mine": 0, "servers": 0, "pass_id": ""}
+    assert sum(reads.values()) <= 5 * 2 + 2, "progress must read only what changed since the last look"
     assert isinstance(b._claims, ClaimStore) and b._claims._cursor == 600
     a.close()
     b.close()
