@@ -110,7 +110,8 @@ class SharedJob:
                              created.pass_id, len(entries))
                     return self._use(created)
                 known = number + 1  # another server created it first: join that one
-            raise SharedFolderError(f"The pass file in '{self.folder}' stays unreadable.")
+            raise SharedFolderError(f"The pass file of the shared batch in '{self.folder}' stays unreadable: "
+                                    "reset the batch.")
 
     @property
     def current_pass(self) -> Pass | None:
