@@ -35,7 +35,10 @@ def _settings(
     include_subfolders: bool,
     sort_by: str,
     workflow_id: str,
+    shared_job: str = "",
+    shared_job_folder: str = "",
 ) -> BatchSettings:
+    shared_job = (shared_job or "").strip()
     return BatchSettings(
         node_id=str(unique_id),
         directory=resolve_folder(directory, bridge.input_directory()),
@@ -44,6 +47,9 @@ def _settings(
         include_subfolders=bool(include_subfolders),
         sort_by=sort_by,
         workflow_id=workflow_id,
+        shared_job=shared_job,
+        shared_job_folder=resolve_folder(shared_job_folder, bridge.input_directory())
+        if shared_job and (shared_job_folder or "").strip() else "",
     )
 
 
@@ -138,6 +144,17 @@ class BatchImageLoader:
                     "default": SORT_MODES[0],
                     "tooltip": "Name (natural): img2 before img10, ignoring case. Modified time: oldest first.",
                 }),
+                "shared_job": ("STRING", {
+                    "default": "",
+                    "tooltip": "Several ComfyUI servers (one per GPU, or on several machines) on one folder: give "
+                    "their loaders the same name here and each image is processed by exactly one of them. "
+                    "Empty: this server runs the whole folder on its own.",
+                }),
+                "shared_job_folder": ("STRING", {
+                    "default": "",
+                    "tooltip": "Where a shared job keeps its claims. Empty: a hidden folder inside directory. "
+                    "Set a writable folder every server can reach when directory is read-only.",
+                }),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
@@ -173,12 +190,14 @@ class BatchImageLoader:
         start_index: int = 0,
         include_subfolders: bool = False,
         sort_by: str = SORT_MODES[0],
+        shared_job: str = "",
+        shared_job_folder: str = "",
         prompt: dict | None = None,
         extra_pnginfo: dict | None = None,
         unique_id: Any = None,
     ) -> tuple:
         settings = _settings(unique_id, directory, filter_preset, custom_pattern, include_subfolders, sort_by,
-                             workflow_identity(extra_pnginfo, prompt))
+                             workflow_identity(extra_pnginfo, prompt), shared_job, shared_job_folder)
         device, dtype = bridge.tensor_target()
         try:
             loaded = controller().load_next(

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .batch_state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, StateStore
-from .batch_status import describe, describe_duration
+from .batch_status import describe, describe_duration, describe_shared
 from .file_listing import FileMatcher, ImageEntry, list_images
 from .log import info, warning
 from .output_names import unique_stems
+from .shared_batch import JobGoneError, SharedJob, open_shared_pass
 
 IDLE, QUEUED = "idle", "queued"  # RUNNING ("running") is shared with the saved status
 NEW_PASS = "new pass"  # what a press asks for when there is nothing to resume
@@ -64,12 +65,22 @@ class Batch:
     detached: bool = False  # Reset forgot it: nothing it does is saved any more
     recent_prompts: deque[str] = field(default_factory=lambda: deque(maxlen=4))
     _stems: dict[str, str] | None = field(default=None, repr=False)  # output_stem's table
+    shared: SharedJob | None = None  # several servers share it: images come from the job's claims
 
     @classmethod
-    def new_pass(cls, settings: BatchSettings, start_index: int, store: StateStore) -> Batch:
-        """List the folder now (new files join here) and snapshot the list on disk."""
-        entries = list_images(settings.directory, FileMatcher(settings.filter_preset, settings.custom_pattern),
-                              settings.include_subfolders, settings.sort_by)
+    def new_pass(cls, settings: BatchSettings, start_index: int, store: StateStore, reset: bool = False) -> Batch:
+        """List the folder now (new files join here) and snapshot the list on disk. A shared batch
+        joins the shared pass instead (the first server's listing), or starts one."""
+        def listing() -> list[ImageEntry]:
+            return list_images(settings.directory, FileMatcher(settings.filter_preset, settings.custom_pattern),
+                               settings.include_subfolders, settings.sort_by)
+
+        shared = None
+        if settings.shared_job:
+            shared, joined = open_shared_pass(settings, start_index, reset, listing)
+            entries, start_index = joined.entries, joined.start_index
+        else:
+            entries = listing()
         if not entries:
             raise BatchError(f"No matching images in '{settings.directory}' (filter: {settings.filter_preset}).")
         if start_index >= len(entries):
@@ -81,9 +92,10 @@ class Batch:
                            total=len(entries), start_index=start_index, next_index=start_index,
                            workflow_id=settings.workflow_id)
         store.save_snapshot(settings.key, entries)
-        info("node %s: starting a batch of %d images from '%s' at image %d",
-             settings.node_id, len(entries) - start_index, settings.directory, start_index + 1)
-        return cls(settings, state, entries)
+        info("node %s: %s a batch of %d images from '%s' at image %d", settings.node_id,
+             f"joining the shared job '{settings.shared_job}' with" if shared else "starting",
+             len(entries) - start_index, settings.directory, start_index + 1)
+        return cls(settings, state, entries, shared=shared)
 
     @property
     def key(self) -> str:
@@ -156,15 +168,42 @@ class Batch:
 
     def record_success(self, index: int) -> None:
         self.state.done += 1
-        self.state.next_index = index + 1
+        if self.shared is None:
+            self.state.next_index = index + 1
+        else:
+            self._shared_call(self.shared.complete, index, "done")
 
     def record_skip(self, index: int, rel_path: str, reason: str) -> None:
         self.state.skipped.append({"file": rel_path, "reason": reason})
-        self.state.next_index = index + 1
+        if self.shared is None:
+            self.state.next_index = index + 1
+        else:
+            self._shared_call(self.shared.complete, index, "skipped", reason)
+
+    def give_back(self, index: int, error: str = "", rel_path: str = "") -> None:
+        """The image did not finish (Cancel, Stop, an error): a shared batch gives its claim back,
+        and an error stops the shared batch for every server, naming the file."""
+        if self.shared is not None:
+            self._shared_call(self.shared.release, index)
+            if error:
+                self._shared_call(self.shared.request_stop, error, rel_path)
+
+    def _shared_call(self, method: Any, *args: Any) -> None:
+        try:
+            method(*args)
+        except (JobGoneError, OSError) as exc:  # reset on another server, or the share went away
+            warning("node %s: shared job: %s", self.settings.node_id, exc)
 
     @property
     def finished_all(self) -> bool:
-        return self.state.next_index >= self.state.total
+        """Nothing left for this batch to take: every image done (or, shared, claimed by someone)."""
+        if self.shared is None:
+            return self.state.next_index >= self.state.total
+        try:
+            progress = self.shared.progress()
+        except (JobGoneError, OSError, RuntimeError):
+            return True
+        return progress["done"] + progress["skipped"] + progress["claimed"] >= progress["total"]
 
     # ----- stopping ---------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -202,7 +241,8 @@ class Batch:
             store.save(self.state)
 
     def describe(self, now: float | None = None) -> dict[str, Any]:
-        info = describe(self.state, self.going, now)
+        info = describe_shared(self.state, self.going, self.shared, now) if self.shared else \
+            describe(self.state, self.going, now)
         info["workflow_id"] = self.settings.workflow_id
         info["phase"] = self.phase
         info["stopping"] = self.going and self.stop_reason is not None

@@ -38,6 +38,7 @@ from .prompt_runs import CONTINUE, LoadedImage, LoaderRun, PromptRun, classify_o
 from .prompt_watcher import PromptWatcher
 from .queue_control import QueueError, build_payload, describe_node_errors, post_prompt
 from .queue_requests import batches_to_stop
+from .shared_batch import STOP_ALL, JobGoneError, JobStoppedError, SharedFolderError, stop_from
 
 
 class BatchController:
@@ -87,8 +88,8 @@ class BatchController:
                 batch = self._press(settings, prompt_id, iteration_mode)
                 if batch is None:
                     return None
-        if not isinstance(batch, Batch):  # NEW_PASS: list the folder (outside the lock)
-            batch = self._new_pass(settings, start_index, prompt_id)
+        if not isinstance(batch, Batch):  # NEW_PASS: list the folder or join the shared pass (outside the lock)
+            batch = self._new_pass(settings, start_index, prompt_id, iteration_mode != CONTINUE)
         try:
             loaded = pick_image(batch, error_policy, self._prefetcher, self._prepare, self._target, self._lock)
         except DecodeError as exc:
@@ -96,6 +97,12 @@ class BatchController:
                 run.ends_chain = True
                 self._end(batch, STOPPED, str(exc))
             raise BatchError(f"{exc}. The batch stopped (error_handling: Stop on error).") from None
+        except (JobStoppedError, JobGoneError) as exc:  # stopped or reset on another server
+            with self._lock:
+                run.ends_chain = True
+                error, batch.stop_reason = stop_from(exc)
+                self._end(batch, STOPPED, error)
+            return None
         with self._lock:
             if loaded is None:  # everything left was unreadable and skipped
                 run.ends_chain = True
@@ -139,15 +146,18 @@ class BatchController:
             batch.ended_at = time.time()  # the frontend answers the refusal with another echo: refuse that too
             raise BatchError(batch.echo_refusal())
         self._prefetcher.discard(settings.key)
-        if batch is None or not batch.resume_point(mode == CONTINUE):
+        if batch is None or settings.shared_job or not batch.resume_point(mode == CONTINUE):
             return NEW_PASS
         batch.begin_chain(prompt_id, created, client_id)
         log.info("node %s: resuming the batch on '%s' at image %d/%d", settings.node_id, settings.directory,
                  batch.state.next_index + 1, batch.state.total)
         return batch
 
-    def _new_pass(self, settings: BatchSettings, start_index: int, prompt_id: str) -> Batch:
-        batch = Batch.new_pass(settings, start_index, self.store)
+    def _new_pass(self, settings: BatchSettings, start_index: int, prompt_id: str, reset: bool) -> Batch:
+        try:
+            batch = Batch.new_pass(settings, start_index, self.store, reset)
+        except SharedFolderError as exc:
+            raise BatchError(str(exc)) from None
         created, client_id = bridge.prompt_created_and_client(prompt_id)
         with self._lock:
             self._registry.put(batch)
@@ -156,7 +166,7 @@ class BatchController:
         return batch
 
     def _prefetch_after(self, batch: Batch, index: int) -> None:
-        if index + 1 < len(batch.entries):
+        if batch.shared is None and index + 1 < len(batch.entries):  # shared: the next image is unknown
             path = batch.full_path(index + 1)
             self._prefetcher.schedule(batch.key, index + 1, path, *self._target)
 
@@ -273,14 +283,19 @@ class BatchController:
         with self._lock:
             return self._registry.status_rows()
 
-    def stop(self, node_id: str | None = None, workflow_id: str | None = None) -> list[str]:
+    def stop(self, node_id: str | None = None, workflow_id: str | None = None, all_servers: bool = False) -> list[str]:
         """Stop the running batches of node_id (None: all): the image in progress finishes, nothing
-        more runs, a queued next image is taken out of the queue. Returns the keys stopped."""
+        more runs, a queued next image is taken out of the queue. all_servers: a shared batch stops
+        on every server taking part (each after its current image). Returns the keys stopped."""
         with self._lock:
             keys = self._registry.keys_of(node_id, workflow_id)
-            going = [b for k in keys if (b := self._registry.get(k)) is not None and b.going]
+            batches = [b for k in keys if (b := self._registry.get(k)) is not None]
+            for batch in batches if all_servers else []:
+                if batch.shared is not None:
+                    batch.shared.request_stop(STOP_ALL)
+            going = [b for b in batches if b.going]
             for batch in going:
-                self._stop(batch, STOP_BUTTON)
+                self._stop(batch, STOP_ALL if all_servers and batch.shared else STOP_BUTTON)
             return [b.key for b in going]
 
     def reset(self, node_id: str, workflow_id: str | None = None) -> list[str]:
@@ -289,6 +304,8 @@ class BatchController:
             keys = self._registry.keys_of(node_id, workflow_id)
             for key in keys:
                 batch = self._registry.forget(key)
+                if batch is not None and batch.shared is not None:
+                    batch.shared.reset()  # the shared progress, for every server
                 if batch is not None:
                     batch.detached = True  # before stopping it: nothing of it is saved again
                     self._stop(batch, "reset")

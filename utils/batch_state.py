@@ -36,6 +36,8 @@ class BatchSettings:
     include_subfolders: bool
     sort_by: str
     workflow_id: str = ""  # which workflow the loader belongs to (see batch_identity)
+    shared_job: str = ""  # not empty: several servers share the batch (see shared_batch)
+    shared_job_folder: str = ""  # where the shared job keeps its claims ("": inside directory)
 
     @property
     def listing(self) -> tuple[str, str, str, bool, str]:

@@ -73,3 +73,26 @@ def describe(state: BatchState, running: bool, now: float | None = None) -> dict
         "stop_reason": state.stop_reason,
         "text": " - ".join(parts),
     }
+
+
+def describe_shared(state: BatchState, running: bool, job: Any, now: float | None = None) -> dict[str, Any]:
+    """Status of a batch shared by several servers: the shared progress first, then this server's part.
+
+    "120 / 340 shared (3 in progress, 3 servers; 41 here) - beach_001.jpg - 0.8 img/s - ..."
+    """
+    info = describe(state, running, now)
+    try:
+        progress, stop = job.progress(), job.stop_request()
+    except (OSError, RuntimeError):  # no pass opened in this process yet, reset elsewhere, share gone
+        return info
+    finished, total = progress["done"] + progress["skipped"], progress["total"]
+    head = (f"{finished:,} / {total:,} shared ({progress['claimed']} in progress, {progress['servers']} "
+            f"server{'s' if progress['servers'] != 1 else ''}; {state.done:,} here)")
+    rate = info["rate_per_s"]
+    eta = (total - finished) / (rate * max(1, progress["servers"])) if rate and info["state"] == RUNNING else None
+    parts = [p for p in info["text"].split(" - ")[1:] if not p.startswith("about ")]  # this server's ETA
+    if eta is not None:
+        parts.append(f"about {describe_duration(eta)} left")
+    info.update(position=finished, total=total, eta_s=eta, text=" - ".join([head, *parts]),
+                shared={**progress, "stop": stop})
+    return info

@@ -29,7 +29,10 @@ def pick_image(
     lock: threading.RLock,
 ) -> LoadedImage | None:
     """The image at next_index (or, skipping unreadable ones, the next readable one); None when
-    nothing readable is left. Raises DecodeError under Stop on error."""
+    nothing readable is left. Raises DecodeError under Stop on error. A shared batch takes the
+    next image no server has claimed (JobStoppedError / JobGoneError: stopped or reset elsewhere)."""
+    if batch.shared is not None:
+        return _pick_shared(batch, error_policy, prepare, target, lock)
     entries = batch.entries
     while batch.state.next_index < len(entries):
         index = batch.state.next_index
@@ -47,4 +50,24 @@ def pick_image(
                 batch.record_skip(index, entry.rel_path, exc.reason)
             continue
         return LoadedImage(entry, full_path, index, len(entries), prepared)
+    return None
+
+
+def _pick_shared(batch: Batch, error_policy: str, prepare: Callable[..., PreparedImage], target: tuple[Any, Any],
+                 lock: threading.RLock) -> LoadedImage | None:
+    assert batch.shared is not None
+    while (claim := batch.shared.claim_next()) is not None:
+        index, entry = claim.index, batch.entries[claim.index]
+        full_path = batch.full_path(index)
+        try:
+            prepared = prepare(full_path, *target)
+        except DecodeError as exc:
+            if error_policy != SKIP_ON_ERROR:
+                batch.give_back(index, f"{entry.rel_path}: {exc.reason}", entry.rel_path)
+                raise
+            log.warning("node %s: skipping %s: %s", batch.settings.node_id, entry.rel_path, exc.reason)
+            with lock:
+                batch.record_skip(index, entry.rel_path, exc.reason)
+            continue
+        return LoadedImage(entry, full_path, index, len(batch.entries), prepared)
     return None

@@ -70,6 +70,7 @@ class PromptRun:
                     batch.request_stop(STOP_CANCEL)
                 else:
                     errors[batch.key] = f"{lr.rel_path}: {message}"
+                batch.give_back(lr.index, errors.get(batch.key, ""), lr.rel_path)
             if batch.finished_all or batch.stop_reason is not None or batch.detached or batch.phase != RUNNING:
                 go_on = False
         return go_on, errors

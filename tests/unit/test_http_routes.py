@@ -7,7 +7,7 @@ import json
 
 import pytest
 from aiohttp import web
-from batch_image_processing.utils.http_routes import _target_from
+from batch_image_processing.utils.http_routes import Target, _target_from
 
 
 class FakeRequest:
@@ -22,15 +22,16 @@ class FakeRequest:
 
 @pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000,
                                   "", "{", "[1]", "null", '"x"', '{"node_id": 1.5}', '{"node_id": ""}',
-                                  '{"node_id": true}', "1" * 5000, '{"node_id": "1", "workflow_id": 7}'])
+                                  '{"node_id": true}', "1" * 5000, '{"node_id": "1", "workflow_id": 7}',
+                                  '{"node_id": "1", "all_servers": "yes"}'])
 def test_malformed_bodies_are_400_never_500(text: str) -> None:
     """Issue 11 #9: a deeply nested body raised RecursionError (not a ValueError): 500."""
-    node_id, _, error = asyncio.run(_target_from(FakeRequest(text), web, allow_all=True))
-    assert node_id is None and error is not None and error.status == 400
+    target, error = asyncio.run(_target_from(FakeRequest(text), web, allow_all=True))
+    assert target is None and error is not None and error.status == 400
 
 
 def test_a_good_body_gives_the_node_id() -> None:
-    assert asyncio.run(_target_from(FakeRequest('{"node_id": 5}'), web, allow_all=False)) == ("5", None, None)
-    assert asyncio.run(_target_from(FakeRequest('{"all": true}'), web, allow_all=True)) == (None, None, None)
-    both = FakeRequest('{"node_id": "5", "workflow_id": "wf"}')
-    assert asyncio.run(_target_from(both, web, allow_all=False)) == ("5", "wf", None)
+    assert asyncio.run(_target_from(FakeRequest('{"node_id": 5}'), web, allow_all=False)) == (Target("5"), None)
+    assert asyncio.run(_target_from(FakeRequest('{"all": true}'), web, allow_all=True)) == (Target(None), None)
+    both = FakeRequest('{"node_id": "5", "workflow_id": "wf", "all_servers": true}')
+    assert asyncio.run(_target_from(both, web, allow_all=False)) == (Target("5", "wf", True), None)

@@ -1,0 +1,62 @@
+"""A batch shared by several servers: its images are handed out by the job folder's claims.
+
+The same Batch object runs a shared batch; only where its next image comes from and where its
+progress is recorded differ (utils/shared_job.py and utils/claim_store.py do the claiming).
+This process keeps one SharedJob per job folder, so its claims are renewed while it holds them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .batch_state import BatchSettings
+from .file_listing import ImageEntry
+from .shared_job import JobGoneError, JobStoppedError, Pass, SharedFolderError, SharedJob
+from .shared_job_paths import job_folder, job_id
+
+__all__ = ["JobGoneError", "JobStoppedError", "SharedFolderError", "open_shared_pass", "shared_job_for",
+           "stop_from"]
+
+_jobs: dict[str, SharedJob] = {}
+_jobs_lock = threading.Lock()
+
+STOP_ALL = "Stop on all servers was pressed"
+GONE = "the shared batch was reset on another server"
+
+
+def shared_job_for(settings: BatchSettings) -> SharedJob:
+    """This process's view of the shared job of settings (one per job folder)."""
+    job = job_id(settings.shared_job, settings.filter_preset, settings.custom_pattern,
+                 settings.include_subfolders, settings.sort_by)
+    folder = job_folder(settings.directory, job, settings.shared_job_folder)
+    with _jobs_lock:
+        if folder not in _jobs:
+            _jobs[folder] = SharedJob(folder)
+        return _jobs[folder]
+
+
+def open_shared_pass(settings: BatchSettings, start_index: int, reset: bool,
+                     list_entries: Callable[[], list[ImageEntry]]) -> tuple[SharedJob, Pass]:
+    """A press of Queue: join the shared pass (a finished one starts a new pass), after lifting a
+    stop-all request (Continue) or forgetting the shared progress for every server (Reset)."""
+    job = shared_job_for(settings)
+    if reset:
+        job.reset()
+    else:
+        job.clear_stop()
+    try:
+        return job, job.open_pass(list_entries, start_index, new_pass_if_complete=True)
+    except ValueError as exc:
+        raise SharedFolderError(str(exc)) from None
+
+
+def stop_from(exc: Exception) -> tuple[str, str]:
+    """(error, stop reason) for a chain that another server stopped or reset."""
+    if isinstance(exc, JobStoppedError):
+        record: dict[str, Any] = exc.record
+        if record.get("file"):  # Stop on error on some server: everyone shows the error and the file
+            return f"{record.get('reason', '')} (on {record.get('by', 'another server')})", ""
+        return "", f"{record.get('reason') or STOP_ALL} (by {record.get('by', 'another server')})"
+    return "", GONE
