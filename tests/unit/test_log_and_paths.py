@@ -20,7 +20,8 @@ def test_non_utf8_names_log_without_a_logging_error(monkeypatch: pytest.MonkeyPa
     handler = logging.StreamHandler(stream)
     logger = logging.getLogger("batch_image_processing")
     logger.addHandler(handler)
-    monkeypatch.setattr(logger, "level", logging.INFO)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)  # setLevel, not the attribute: it also clears logging's level cache
     errors = io.StringIO()
     monkeypatch.setattr("sys.stderr", errors)  # where logging reports its own failures
     try:
@@ -30,6 +31,7 @@ def test_non_utf8_names_log_without_a_logging_error(monkeypatch: pytest.MonkeyPa
         log.info("odd %s", "a\ud800b")
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(old_level)
     text = raw.getvalue().decode("utf-8")
     assert "Logging error" not in errors.getvalue()
     assert "skipping caf\\xe9 \\xff.png: bad caf\\xe9 \\xff.png" in text
