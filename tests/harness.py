@@ -48,6 +48,8 @@ class ComfyServer:
         extra_args: tuple[str, ...] = (),
         with_fixture_pack: bool = False,
         python: str = sys.executable,
+        name: str = "comfyui",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.comfyui_dir = Path(comfyui_dir or default_comfyui_dir())
         if not (self.comfyui_dir / "main.py").is_file():
@@ -60,7 +62,10 @@ class ComfyServer:
         self.listen = listen
         self.extra_args = extra_args
         self.python = python
-        self.log_path = self.base_dir / "comfyui.log"
+        # Several servers may share one base directory (one install, one server per GPU): each
+        # gets its own log.
+        self.log_path = self.base_dir / f"{name}.log"
+        self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen | None = None
         for name in ("custom_nodes", "input", "output", "user", "temp", "models"):
             (self.base_dir / name).mkdir(parents=True, exist_ok=True)
@@ -102,7 +107,7 @@ class ComfyServer:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             cmd, cwd=self.comfyui_dir, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, env=self.env,
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -14,7 +14,7 @@ from typing import Any
 from .batch_state import BatchSettings
 from .file_listing import ImageEntry
 from .shared_job import JobGoneError, JobStoppedError, Pass, SharedFolderError, SharedJob
-from .shared_job_paths import job_folder, job_id
+from .shared_job_paths import FOLDER_SETTING, folder_problem, job_folder, job_id
 
 __all__ = ["JobGoneError", "JobStoppedError", "SharedFolderError", "open_shared_pass", "shared_job_for",
            "stop_from"]
@@ -42,14 +42,21 @@ def open_shared_pass(settings: BatchSettings, start_index: int, reset: bool,
     """A press of Queue: join the shared pass (a finished one starts a new pass), after lifting a
     stop-all request (Continue) or forgetting the shared progress for every server (Reset)."""
     job = shared_job_for(settings)
-    if reset:
-        job.reset()
-    else:
-        job.clear_stop()
+    problem = folder_problem(job.folder)
+    if problem:
+        raise SharedFolderError(problem)
     try:
+        if reset:
+            job.reset()
+        else:
+            job.clear_stop()
         return job, job.open_pass(list_entries, start_index, new_pass_if_complete=True)
     except ValueError as exc:
         raise SharedFolderError(str(exc)) from None
+    except OSError as exc:
+        raise SharedFolderError(f"The shared job's folder '{job.folder}' cannot be used: {exc.strerror or exc}. "
+                                f"Check it, or set '{FOLDER_SETTING}' to a writable folder every server "
+                                "can reach.") from None
 
 
 def stop_from(exc: Exception) -> tuple[str, str]:
