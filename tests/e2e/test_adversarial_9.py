@@ -1,0 +1,137 @@
+"""Adversarial tests for issue 9 (a batch's life: stop, cancel, reset, resume, identity).
+
+Each test is a defect found by attacking the promises of README "Progress, stop, reset, resume"
+and "Which presses are the same batch"; they fail until the product code is fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import imagefiles as img
+from harness import ComfyClient, ComfyServer
+from helpers import batch_runs, batch_status, is_processing, saved_names
+from workflows import loader_to_saveimage
+
+ROUTE = "/batch_image_processing"
+
+
+def _row(client: ComfyClient, folder: Path) -> dict:
+    return batch_status(client, folder)[0]
+
+
+def _errors(client: ComfyClient, folder: Path) -> list[str]:
+    """exception_message of every failed run on folder."""
+    out = []
+    for run in batch_runs(client, str(folder)):
+        for event, data in run.messages:
+            if event == "execution_error":
+                out.append(data.get("exception_message", ""))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Stop, then Queue as soon as the loader shows "stopped": README "Resume ... also when you press
+# it a few milliseconds after Stop". The press lands < 0.5 s after the chain ended, from the same
+# browser, so Batch.is_echo_or_duplicate calls it the frontend's auto-queue and the run FAILS.
+# --------------------------------------------------------------------------------------------
+def test_stop_then_queue_right_after_the_stopped_image_finished_resumes(
+    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str
+) -> None:
+    for i in range(4):
+        img.write_solid(input_folder / f"s{i}.png", (i, i, 0))
+    prompt = loader_to_saveimage(str(input_folder), test_name, sleep=0.4)
+    client.queue_prompt(prompt)
+    client.wait_for(lambda: is_processing(client, input_folder, "s1.png"), what="image 2")
+    status, _ = client.request("POST", f"{ROUTE}/stop", {"node_id": "1"})
+    assert status == 200
+    # The user watches the loader: it says "stopped", and they press Queue (Continue) at once.
+    client.wait_for(lambda: _row(client, input_folder)["state"] == "stopped", timeout=10, what="stopped")
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    assert _errors(client, input_folder) == [], "the resume press failed"
+    assert saved_names(output_folder) == [f"s{i}" for i in range(4)], "Continue after Stop did not resume"
+
+
+def test_stop_then_queue_on_a_fast_workflow_resumes(
+    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str
+) -> None:
+    """~5 ms images: by the time the Queue press (sent right after Stop answered) runs, the chain has
+    ended, so the press is within 0.5 s of the end and is refused as an auto-queue echo."""
+    for i in range(60):
+        img.write_solid(input_folder / f"f{i:03d}.png", (i, 0, 0), size=(8, 8))
+    prompt = loader_to_saveimage(str(input_folder), test_name)
+    client.queue_prompt(prompt)
+    client.wait_for(lambda: batch_status(client, input_folder) and _row(client, input_folder)["done"] >= 5,
+                    what="five images done")
+    status, _ = client.request("POST", f"{ROUTE}/stop", {"node_id": "1"})
+    assert status == 200
+    time.sleep(0.05)  # a human-fast press of Queue after pressing Stop
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    assert _errors(client, input_folder) == [], "the resume press failed"
+    assert sorted(saved_names(output_folder)) == [f"f{i:03d}" for i in range(60)]
+
+
+# --------------------------------------------------------------------------------------------
+# A client that chooses its own prompt_id and reuses it (a script queueing "job-1" every time).
+# ComfyUI keeps the old history entry until the new run ends, so the watcher sees the id as
+# "finished" at once and concludes the run before the loader has recorded its image.
+# --------------------------------------------------------------------------------------------
+def test_a_reused_prompt_id_does_not_wedge_the_batch(
+    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str
+) -> None:
+    for i in range(3):
+        img.write_solid(input_folder / f"j{i}.png", (0, i, 0))
+    job = f"job-{uuid.uuid4()}"
+    # First a harmless, unrelated prompt with this id, so it is in ComfyUI's history.
+    noise = {
+        "1": {"class_type": "BIPTestNoiseImage", "inputs": {"size": 8, "index": 0}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+    }
+    client.queue_prompt(noise, prompt_id=job)
+    client.wait_idle(quiet_for=0.2)
+    # Then the batch, queued by the script with the same id.
+    client.queue_prompt(loader_to_saveimage(str(input_folder), test_name, sleep=0.3), prompt_id=job)
+    client.wait_idle()
+    row = _row(client, input_folder)
+    assert row["state"] == "complete", f"the batch is wedged: {row['text']} (phase {row['phase']})"
+    assert saved_names(output_folder) == ["j0", "j1", "j2"]
+
+
+# --------------------------------------------------------------------------------------------
+# Workflow ids longer than 64 characters are cut (batch_identity.workflow_identity), but the
+# Stop/Reset routes compare the full id the client sends: Stop answers 404 and the batch runs on.
+# --------------------------------------------------------------------------------------------
+LONG_ID = "customer-archive-2024-" + "x" * 50 + "-final"
+
+
+def test_stop_with_a_long_workflow_id_stops_its_batch(
+    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str
+) -> None:
+    for i in range(4):
+        img.write_solid(input_folder / f"l{i}.png", (i, 0, i))
+    client.queue_prompt(loader_to_saveimage(str(input_folder), test_name, sleep=0.5), workflow={"id": LONG_ID})
+    client.wait_for(lambda: is_processing(client, input_folder, "l0.png"), what="the first image")
+    status, body = client.request("POST", f"{ROUTE}/stop", {"node_id": "1", "workflow_id": LONG_ID})
+    client.wait_idle()
+    assert status == 200, f"Stop with the workflow's own id answered {status}: {body}"
+    assert saved_names(output_folder) == ["l0"]
+
+
+def test_two_workflows_whose_long_ids_share_a_prefix_are_two_batches(
+    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str
+) -> None:
+    for i in range(3):
+        img.write_solid(input_folder / f"p{i}.png", (i, 0, 0))
+    prefix = "team-render-farm/" + "z" * 60
+    wf_a, wf_b = {"id": prefix + "/job-A"}, {"id": prefix + "/job-B"}
+    client.queue_prompt(loader_to_saveimage(str(input_folder), f"{test_name}/A", sleep=0.3), workflow=wf_a)
+    client.wait_for(lambda: is_processing(client, input_folder, "p0.png"), what="A's first image")
+    client.queue_prompt(loader_to_saveimage(str(input_folder), f"{test_name}/B"), workflow=wf_b)
+    client.wait_idle()
+    assert saved_names(output_folder / "A") == ["p0", "p1", "p2"]
+    assert saved_names(output_folder / "B") == ["p0", "p1", "p2"], "workflow B was refused as workflow A's batch"
