@@ -135,3 +135,113 @@ def test_two_workflows_whose_long_ids_share_a_prefix_are_two_batches(
     client.wait_idle()
     assert saved_names(output_folder / "A") == ["p0", "p1", "p2"]
     assert saved_names(output_folder / "B") == ["p0", "p1", "p2"], "workflow B was refused as workflow A's batch"
+
+
+# --------------------------------------------------------------------------------------------
+# Queue pressed twice, then Cancel while the second (refused) press runs. The refused press is a
+# prompt of the batch's own workflow, yet queue_requests.batches_to_stop treats it as "a prompt of
+# no batch": a bare interrupt is taken as meant for it, and its id is not in recent_prompts, so the
+# frontend's Cancel {"prompt_id": <it>} is ignored too. ComfyUI interrupts the refused press (which
+# does nothing) and the batch runs on.
+# --------------------------------------------------------------------------------------------
+import pytest  # noqa: E402
+
+
+def _with_side_branch(prompt: dict, seconds: float, seed: int) -> dict:
+    """The workflow also has a slow branch that does not depend on the loader (a refused press
+    still runs it; seed: a widget value, like a randomized seed, so ComfyUI does not cache it)."""
+    prompt = dict(prompt)
+    prompt["20"] = {"class_type": "BIPTestNoiseImage", "inputs": {"size": 8, "index": seed}}
+    prompt["21"] = {"class_type": "BIPTestSleep", "inputs": {"images": ["20", 0], "seconds": seconds}}
+    prompt["22"] = {"class_type": "PreviewImage", "inputs": {"images": ["21", 0]}}
+    return prompt
+
+
+@pytest.mark.parametrize("form", ["bare interrupt", "frontend cancel"])
+def test_cancel_during_refused_press(
+    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str, form: str
+) -> None:
+    for i in range(4):
+        img.write_solid(input_folder / f"d{i}.png", (i, 0, 0))
+    base = loader_to_saveimage(str(input_folder), test_name)
+    client.queue_prompt(_with_side_branch(base, 1.0, seed=1))
+    client.wait_for(lambda: is_processing(client, input_folder, "d0.png"), what="the first image")
+    second = client.queue_prompt(_with_side_branch(base, 1.0, seed=2))  # a second press: refused when it runs
+
+    client.wait_for(lambda: [it[1] for it in client.queue()["queue_running"]] == [second], timeout=30,
+                    what="the second press running")
+    time.sleep(0.2)  # its loader has refused it; its side branch still runs
+    if form == "bare interrupt":
+        client.interrupt()
+    else:
+        client.request("POST", "/interrupt", {"prompt_id": second})  # what the queue's Cancel sends
+    client.wait_idle()
+    row = _row(client, input_folder)
+    assert row["state"] == "stopped", f"Cancel was lost, the batch ran on: {row['text']}"
+    assert saved_names(output_folder) == ["d0"]
+
+
+# --------------------------------------------------------------------------------------------
+# {"prompt_id": ""} is a global interrupt for ComfyUI (empty id is falsy), but the pack reads it as
+# "cancel the prompt with id ''" and stops nothing: one that lands between two images is lost.
+# --------------------------------------------------------------------------------------------
+def test_interrupt_with_an_empty_prompt_id_stops_a_fast_batch(
+    client: ComfyClient, input_folder: Path, test_name: str
+) -> None:
+    for i in range(150):
+        img.write_solid(input_folder / f"e{i:03d}.png", (i % 256, 0, 0), size=(8, 8))
+    prompt = loader_to_saveimage(str(input_folder), test_name, iteration_mode="Reset")
+    for attempt in range(5):
+        client.queue_prompt(prompt)
+        time.sleep(0.1 + 0.05 * attempt)
+        client.request("POST", "/interrupt", {"prompt_id": ""})
+        client.wait_idle(quiet_for=0.5)
+        row = _row(client, input_folder)
+        assert row["state"] == "stopped", f"attempt {attempt}: the interrupt was lost: {row['text']}"
+
+
+# --------------------------------------------------------------------------------------------
+# The frontend's Cancel sends the prompt id it last saw running. Against a remote server (tens of
+# ms of latency) and ~5 ms images, that id is several images old: the pack only remembers the last
+# 4 prompts of a batch (Batch.recent_prompts maxlen=4), ComfyUI skips an id that is not running,
+# and the Cancel is lost.
+# --------------------------------------------------------------------------------------------
+def test_cancel_with_the_id_of_an_image_a_few_images_back_stops_the_batch(
+    client: ComfyClient, input_folder: Path, test_name: str
+) -> None:
+    for i in range(300):
+        img.write_solid(input_folder / f"c{i:03d}.png", (i % 256, 0, 0), size=(8, 8))
+    client.queue_prompt(loader_to_saveimage(str(input_folder), test_name))
+    client.wait_for(lambda: batch_status(client, input_folder) and _row(client, input_folder)["done"] >= 20,
+                    what="twenty images done")
+    runs = batch_runs(client, str(input_folder))
+    seen = runs[-6].prompt_id  # the browser's view lags ~6 images (~30-60 ms) behind the server
+    client.request("POST", "/interrupt", {"prompt_id": seen})
+    client.wait_idle(quiet_for=0.5)
+    row = _row(client, input_folder)
+    assert row["state"] == "stopped" and row["done"] < 60, f"Cancel was lost: {row['text']}"
+
+
+# --------------------------------------------------------------------------------------------
+# "The routes never answer 500": a state file the store cannot read as this version's BatchState
+# (an older/newer pack's, or hand-edited) makes GET status and POST stop {"all": true} answer 500;
+# StateStore.load only catches OSError/ValueError/TypeError at load time.
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("content", [
+    "[]",
+    json.dumps({"key": "node7-0123456789ab", "node_id": "7", "directory": "/x", "total": 3, "skipped": 2}),
+])
+def test_unreadable_state_file_no_500(
+    comfy_server: ComfyServer, client: ComfyClient, content: str
+) -> None:
+    folder = comfy_server.user_dir / "batch_image_processing"
+    folder.mkdir(parents=True, exist_ok=True)
+    stray = folder / "node7-0123456789ab.json"
+    stray.write_text(content)
+    try:
+        status, body = client.request("GET", f"{ROUTE}/status")
+        assert status == 200, f"status answered {status}: {body}"
+        status, body = client.request("POST", f"{ROUTE}/stop", {"all": True})
+        assert status == 200, f"stop answered {status}: {body}"
+    finally:
+        stray.unlink()
