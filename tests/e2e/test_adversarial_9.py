@@ -84,7 +84,8 @@ def test_stop_then_queue_on_a_fast_workflow_resumes(
 def test_a_reused_prompt_id_does_not_wedge_the_batch(
     client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str
 ) -> None:
-    for i in range(3):
+    img.write_png(input_folder / "j0.png", 2500, 2500)  # decoding it takes a while: the watcher's window
+    for i in (1, 2):
         img.write_solid(input_folder / f"j{i}.png", (0, i, 0))
     job = f"job-{uuid.uuid4()}"
     # First a harmless, unrelated prompt with this id, so it is in ComfyUI's history.
@@ -245,3 +246,34 @@ def test_unreadable_state_file_no_500(
         assert status == 200, f"stop answered {status}: {body}"
     finally:
         stray.unlink()
+
+
+# --------------------------------------------------------------------------------------------
+# The pack's reading of POST /interrupt differs from ComfyUI's the other way too: a body ComfyUI
+# rejects (500: nested too deep, a JSON list, bad UTF-8) or reads as a targeted cancel of a prompt
+# that is not running ({"prompt_id": 12345}: ComfyUI skips it) interrupts nothing, yet
+# comfy_bridge._hooked turns it into {} and queue_requests.batches_to_stop into a bare interrupt
+# that stops every running batch.
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("body", [b"[" * 100000, b"[1, 2]", b'{"prompt_id": 12345}'],
+                         ids=["nested", "list", "int-id"])
+def test_interrupt_comfyui_ignores_stops_nothing(
+    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str, body: bytes
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    for i in range(3):
+        img.write_solid(input_folder / f"g{i}.png", (i, 0, 0))
+    client.queue_prompt(loader_to_saveimage(str(input_folder), test_name, sleep=0.5))
+    client.wait_for(lambda: is_processing(client, input_folder, "g0.png"), what="the first image")
+    req = urllib.request.Request(client.base_url + "/interrupt", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(req, timeout=30).close()
+    except urllib.error.HTTPError:
+        pass  # ComfyUI's own handler refuses it
+    client.wait_idle()
+    runs = batch_runs(client, str(input_folder))
+    assert all(r.status == "success" for r in runs), "ComfyUI interrupted nothing"
+    assert saved_names(output_folder) == ["g0", "g1", "g2"], "a request that cancelled nothing stopped the batch"
