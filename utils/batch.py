@@ -35,6 +35,7 @@ NEW_PASS = "new pass"  # what a press asks for when there is nothing to resume
 # auto-queue ("Run (Instant)") answering the empty queue (it does so within tens of ms), not a
 # person asking for a new pass: nobody reads "done" and presses Queue within half a second.
 AUTO_QUEUE_ECHO_S = 0.5
+RECENT_PROMPTS = 10_000
 
 
 class BatchError(RuntimeError):
@@ -63,7 +64,10 @@ class Batch:
     pressed_at: float | None = None  # create time of the prompt that started the current chain
     ended_at: float | None = None  # when the last chain ended
     detached: bool = False  # Reset forgot it: nothing it does is saved any more
-    recent_prompts: deque[str] = field(default_factory=lambda: deque(maxlen=4))
+    # Prompts of the current chain (and presses it refused): a Cancel naming any of them is for
+    # this batch, however far behind the browser's idea of the running prompt is. As many as
+    # ComfyUI keeps in its history.
+    recent_prompts: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_PROMPTS))
     _stems: dict[str, str] | None = field(default=None, repr=False)  # output_stem's table
     shared: SharedJob | None = None  # several servers share it: images come from the job's claims
 
@@ -129,7 +133,11 @@ class Batch:
         window_end = min(t for t in (self.stop_requested_at, self.ended_at) if t is not None)
         if self.pressed_at <= created < window_end:
             return "duplicate"
-        if client_id is not None and client_id == self.client_id and 0 <= created - self.ended_at < AUTO_QUEUE_ECHO_S:
+        # Only a batch that finished or failed is answered by an echo; after Stop or Cancel the
+        # next press is a person resuming (the extension has turned auto-queue off by then).
+        ended_by_itself = self.state.status == COMPLETE or bool(self.state.last_error)
+        if (ended_by_itself and client_id is not None and client_id == self.client_id
+                and 0 <= created - self.ended_at < AUTO_QUEUE_ECHO_S):
             return "echo"
         return None
 
@@ -144,6 +152,7 @@ class Batch:
         self.phase, self.prompt_id, self.posting = RUNNING, prompt_id, False
         self.stop_reason = self.stop_requested_at = None
         self.pressed_at, self.client_id = pressed_at, client_id
+        self.recent_prompts.clear()
         self.recent_prompts.append(prompt_id)
         self.state.status, self.state.last_error, self.state.stop_reason = RUNNING, "", ""
         self.state.finished_at = None

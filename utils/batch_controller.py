@@ -135,6 +135,7 @@ class BatchController:
         if batch is not None and batch.phase == QUEUED and batch.stop_reason is not None:
             self._cancel_queued(batch)  # stopped in the gap: its next image never runs
         if batch is not None and batch.going:
+            batch.recent_prompts.append(prompt_id)  # a Cancel while this press runs is for the batch
             self._events.refused(settings, prompt_id, client_id, batch, "running")
             return None
         verdict = batch.is_echo_or_duplicate(created, client_id) if batch else None

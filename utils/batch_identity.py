@@ -23,7 +23,7 @@ def workflow_identity(extra_pnginfo: Any, prompt: Any) -> str:
     if isinstance(workflow, dict):
         wid = workflow.get("id")
         if isinstance(wid, str) and wid.strip():
-            return wid.strip()[:64]
+            return wid.strip()
     return "api-" + graph_shape_digest(prompt)
 
 

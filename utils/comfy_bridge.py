@@ -7,6 +7,7 @@ change between ComfyUI releases has one file to fix.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -193,16 +194,23 @@ def hook_queue_requests(on_request: Callable[[str, dict], None]) -> int:
 
 def _hooked(handler: Callable, kind: str, on_request: Callable[[str, dict], None]) -> Callable:
     async def hooked_handler(request: Any) -> Any:
-        try:
-            body = await request.json() if request.can_read_body else {}
-        except Exception:  # not JSON, or nested too deep: ComfyUI's handler answers it
-            body = {}
+        # Act only on what ComfyUI's own handler accepts: /interrupt reads a body that is not JSON
+        # as {} (a global interrupt); anything else it cannot read answers 500 and changes nothing.
+        body: Any = None
         if "job_id" in request.match_info:
             body = {"job_ids": [request.match_info["job_id"]]}
-        try:
-            on_request(kind, body if isinstance(body, dict) else {})
-        except Exception:
-            log.exception("handling %s %s failed", request.method, request.path)
+        else:
+            try:
+                body = await request.json()
+            except json.JSONDecodeError:
+                body = {} if kind == "interrupt" else None
+            except Exception:  # not UTF-8, nested too deep, too large: ComfyUI's handler fails too
+                body = None
+        if isinstance(body, dict):
+            try:
+                on_request(kind, body)
+            except Exception:
+                log.exception("handling %s %s failed", request.method, request.path)
         return await handler(request)
 
     return hooked_handler

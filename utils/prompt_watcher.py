@@ -60,6 +60,10 @@ class PromptWatcher:
                     status = bridge.finished_status(prompt_id)  # finished between the two looks?
                     if status is bridge.NOT_FINISHED:
                         status = None  # gone from the queue and from history
+                else:
+                    queue = alive or bridge.queued_prompt_ids()
+                    if prompt_id in queue[0] or prompt_id in queue[1]:
+                        continue  # an old history entry of a reused prompt id: this run is not over
                 with self._wakeup:
                     self._watched.pop(prompt_id, None)
                 try:

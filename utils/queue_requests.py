@@ -5,8 +5,8 @@ prompt starts, and skips a prompt_id that no longer runs), and a batch has at mo
 in the queue, so these requests are read before ComfyUI acts on them:
 - Cancel with a prompt id (the frontend's Cancel, /api/jobs/.../cancel on new releases) stops
   the batch that prompt belongs to, also when it has just finished;
-- a bare interrupt stops every batch that is going, unless a prompt of no batch is running
-  (then the interrupt is meant for that prompt);
+- a bare interrupt (also an empty prompt_id, as ComfyUI reads it) stops every batch that is
+  going, unless a prompt of no batch is running (then the interrupt is meant for that prompt);
 - Clear queue stops every batch that is going;
 - deleting a batch's queued next image stops that batch.
 In each case at most the image already started completes.
@@ -17,14 +17,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .batch import STOP_CANCEL, STOP_CLEAR, STOP_REMOVED, Batch
+from .batch import QUEUED, STOP_CANCEL, STOP_CLEAR, STOP_REMOVED, Batch
 
 
 def _ids(value: Any) -> set[str]:
     if isinstance(value, str):
-        return {value}
+        return {value} if value else set()
     if isinstance(value, list):
-        return {v for v in value if isinstance(v, str)}
+        return {v for v in value if isinstance(v, str) and v}
     return set()
 
 
@@ -36,10 +36,10 @@ def batches_to_stop(kind: str, body: dict, going: Iterable[Batch], running: set[
     """
     going = list(going)
     if kind == "interrupt":
-        wanted = _ids(body.get("prompt_id"))
-        if wanted:
+        if body.get("prompt_id"):  # ComfyUI: a targeted interrupt (an id that is not a string matches nothing)
+            wanted = _ids(body.get("prompt_id"))
             return [(b, STOP_CANCEL) for b in going if wanted & set(b.recent_prompts)]
-        ours = {b.prompt_id for b in going}
+        ours = set().union(*(b.recent_prompts for b in going))  # their prompts and the presses they refused
         if running - ours:
             return []
         return [(b, STOP_CANCEL) for b in going]
@@ -49,6 +49,6 @@ def batches_to_stop(kind: str, body: dict, going: Iterable[Batch], running: set[
     if kind == "queue":
         if body.get("clear"):
             return [(b, STOP_CLEAR) for b in going]
-        deleted = _ids(body.get("delete"))
-        return [(b, STOP_REMOVED) for b in going if b.prompt_id in deleted]
+        deleted = _ids(body.get("delete"))  # ComfyUI deletes pending prompts only
+        return [(b, STOP_REMOVED) for b in going if b.phase == QUEUED and b.prompt_id in deleted]
     return []

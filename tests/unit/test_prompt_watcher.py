@@ -49,6 +49,7 @@ def test_reports_each_prompt_once_within_milliseconds_of_its_end(queue: FakeQueu
     ended = time.monotonic()
     queue.history["a"] = {"status_str": "success"}
     queue.history["b"] = {"status_str": "error"}
+    queue.running = set()  # ComfyUI moves a prompt from running to history under one lock
     assert done.wait(2)
     assert sorted((p, s) for p, s, _ in seen) == [("a", {"status_str": "success"}), ("b", {"status_str": "error"})]
     assert max(t for _, _, t in seen) - ended < 0.05
@@ -82,3 +83,20 @@ def test_a_failing_callback_does_not_kill_the_watcher(queue: FakeQueue) -> None:
     watcher.watch("second")
     assert done.wait(2)
     assert calls == ["first", "second"]
+
+
+def test_a_reused_prompt_id_is_not_finished_by_its_old_history_entry(queue: FakeQueue) -> None:
+    """A client that re-posts one prompt_id: history still holds the last run while this one runs."""
+    got: list[object] = []
+    queue.history["same"] = {"status_str": "success", "old": True}
+    queue.running = {"same"}
+    watcher = prompt_watcher.PromptWatcher(lambda pid, status: got.append(status))
+    watcher.watch("same")
+    time.sleep(0.2)
+    assert got == [], "the old run's history entry ended the running prompt"
+    queue.history["same"] = {"status_str": "success"}
+    queue.running = set()
+    deadline = time.monotonic() + 2
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert got == [{"status_str": "success"}]
