@@ -17,6 +17,7 @@ const REFUSED_EVENT = "batch_image_processing.refused";
 // {name} marks a value filled in by the code. One entry per line: `key: "English",`.
 const WORDS = {
   stopButton: "Stop batch",
+  stopAllButton: "Stop on all servers",
   resetButton: "Reset",
   idle: "No batch yet: press Queue once to process the folder.",
   noBatchForNode: "No batch known for this node yet.",
@@ -30,6 +31,7 @@ const WORDS = {
   batchCompleteDetail: "{directory}: {status}",
   batchErrorTitle: "Batch stopped on an error",
   statusCount: "{position} / {total}",
+  statusShared: "shared ({claimed} in progress, {servers} servers; {here} here)",
   statusRatePerSecond: "{rate} img/s",
   statusRatePerMinute: "{rate} img/min",
   statusTimeLeft: "about {duration} left",
@@ -95,7 +97,12 @@ function statusLine(info) {
   const known = ["running", "complete", "stopped"].includes(info.state);
   if (!known || typeof info.position !== "number" || typeof info.total !== "number") return info.text ?? "";
   const count = (n) => n.toLocaleString("en-US");
-  const parts = [word("statusCount", { position: count(info.position), total: count(info.total) })];
+  let head = word("statusCount", { position: count(info.position), total: count(info.total) });
+  if (info.shared) {  // several servers share the batch: the shared count, then this server's part
+    head += " " + word("statusShared", { claimed: info.shared.claimed, servers: info.shared.servers,
+      here: count(info.done) });
+  }
+  const parts = [head];
   if (info.state === "running" && info.current_file) parts.push(info.current_file);
   const rate = info.rate_per_s;
   if (rate) {
@@ -234,13 +241,13 @@ async function refresh() {
   }
 }
 
-async function post(action, node) {
+async function post(action, node, extra = {}) {
   const failed = word(action === "reset" ? "resetFailed" : "stopFailed");
   try {
     const response = await api.fetchApi(`${ROUTE}/${action}`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ node_id: String(node.id), workflow_id: workflowId() ?? undefined }),
+      body: JSON.stringify({ node_id: String(node.id), workflow_id: workflowId() ?? undefined, ...extra }),
     });
     if (response.status === 404) {
       setStatus(node, word("noBatchForNode"), "idle");
@@ -281,9 +288,13 @@ function addControls(node) {
   }
   // A button's name stays English (scripts and tests find it by name); its label is the word in
   // the page's language, looked up when drawn, so it follows a language loaded or changed later.
+  // Stop batch: this server's chain. Stop on all servers: a shared job (shared_job) stops on every
+  // server taking part, each after its current image (without shared_job it is the same as Stop).
   const stop = node.addWidget("button", WORDS.stopButton, null, () => post("stop", node));
+  const stopAll = node.addWidget("button", WORDS.stopAllButton, null,
+    () => post("stop", node, { all_servers: true }));
   const reset = node.addWidget("button", WORDS.resetButton, null, () => post("reset", node));
-  for (const [button, key] of [[stop, "stopButton"], [reset, "resetButton"]]) {
+  for (const [button, key] of [[stop, "stopButton"], [stopAll, "stopAllButton"], [reset, "resetButton"]]) {
     button.serialize = false;
     if (button.options) button.options.serialize = false;
     translatedLabel(button, key);
