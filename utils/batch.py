@@ -72,7 +72,7 @@ class Batch:
     shared: SharedJob | None = None  # several servers share it: images come from the job's claims
 
     @classmethod
-    def new_pass(cls, settings: BatchSettings, start_index: int, store: StateStore, reset: bool = False) -> Batch:
+    def new_pass(cls, settings: BatchSettings, start_index: int, store: StateStore) -> Batch:
         """List the folder now (new files join here) and snapshot the list on disk. A shared batch
         joins the shared pass instead (the first server's listing), or starts one."""
         def listing() -> list[ImageEntry]:
@@ -81,7 +81,7 @@ class Batch:
 
         shared = None
         if settings.shared_job:
-            shared, joined = open_shared_pass(settings, start_index, reset, listing)
+            shared, joined = open_shared_pass(settings, start_index, listing)
             entries, start_index = joined.entries, joined.start_index
         else:
             entries = listing()

@@ -89,7 +89,7 @@ class BatchController:
                 if batch is None:
                     return None
         if not isinstance(batch, Batch):  # NEW_PASS: list the folder or join the shared pass (outside the lock)
-            batch = self._new_pass(settings, start_index, prompt_id, iteration_mode != CONTINUE)
+            batch = self._new_pass(settings, start_index, prompt_id)
         try:
             loaded = pick_image(batch, error_policy, self._prefetcher, self._prepare, self._target, self._lock)
         except DecodeError as exc:
@@ -154,9 +154,9 @@ class BatchController:
                  batch.state.next_index + 1, batch.state.total)
         return batch
 
-    def _new_pass(self, settings: BatchSettings, start_index: int, prompt_id: str, reset: bool) -> Batch:
+    def _new_pass(self, settings: BatchSettings, start_index: int, prompt_id: str) -> Batch:
         try:
-            batch = Batch.new_pass(settings, start_index, self.store, reset)
+            batch = Batch.new_pass(settings, start_index, self.store)
         except SharedFolderError as exc:
             raise BatchError(str(exc)) from None
         created, client_id = bridge.prompt_created_and_client(prompt_id)

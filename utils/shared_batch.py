@@ -37,19 +37,17 @@ def shared_job_for(settings: BatchSettings) -> SharedJob:
         return _jobs[folder]
 
 
-def open_shared_pass(settings: BatchSettings, start_index: int, reset: bool,
+def open_shared_pass(settings: BatchSettings, start_index: int,
                      list_entries: Callable[[], list[ImageEntry]]) -> tuple[SharedJob, Pass]:
-    """A press of Queue: join the shared pass (a finished one starts a new pass), after lifting a
-    stop-all request (Continue) or forgetting the shared progress for every server (Reset)."""
+    """A press of Queue: lift a stop-all request and join the shared pass (a finished one starts a
+    new pass). iteration_mode Reset does not restart a shared pass: every server pressing Queue
+    with it would restart the others' work; the Reset button (or route) forgets shared progress."""
     job = shared_job_for(settings)
     problem = folder_problem(job.folder)
     if problem:
         raise SharedFolderError(problem)
     try:
-        if reset:
-            job.reset()
-        else:
-            job.clear_stop()
+        job.clear_stop()
         return job, job.open_pass(list_entries, start_index, new_pass_if_complete=True)
     except ValueError as exc:
         raise SharedFolderError(str(exc)) from None

@@ -225,3 +225,15 @@ def test_a_read_only_folder_without_a_job_folder_gets_a_clear_error(
     clients[0].wait_idle()
     assert_each_once(farm[0].output_dir / test_name, 2)
     assert any(jobs.iterdir())
+
+
+def test_servers_pressing_queue_with_reset_mode_do_not_restart_each_other(
+    farm: list[ComfyServer], clients: list[ComfyClient], test_name: str
+) -> None:
+    folder = make_folder(farm, test_name, 10)
+    prompt = loader_to_saveimage(str(folder), test_name, sleep=0.2, shared_job="reset-mode", iteration_mode="Reset")
+    clients[0].queue_prompt(prompt)
+    clients[0].wait_for(lambda: shared_row(clients[0], folder).get("done", 0) >= 2, what="two images on server 0")
+    clients[1].queue_prompt(prompt)  # joins; it does not throw server 0's work away
+    wait_all_idle(clients[:2])
+    assert_each_once(farm[0].output_dir / test_name, 10)
