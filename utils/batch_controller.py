@@ -1,10 +1,10 @@
-"""How prompts move batches: the registry of batches, and the map from prompt ids to them.
+"""The entry points of batches: the loader's next image, the routes, and the user's queue requests.
 
 A loader asks for its next image; the controller finds its Batch (utils/batch.py has the whole
-life of one batch), decides whether the prompt is a press, a continuation or a duplicate, and
-watches each prompt until ComfyUI has finished it. Only then is the image marked done and the
-next prompt queued. Cancel, Clear queue and deletions reach on_queue_request before ComfyUI
-acts on them, so one that lands between two images is not lost.
+life of one batch) in the registry and decides whether the prompt is a press, a continuation or
+a duplicate; utils/batch_chain.py watches each prompt to its end and queues the next image.
+Cancel, Clear queue and deletions reach on_queue_request before ComfyUI acts on them, so one
+that lands between two images is not lost.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -22,21 +21,18 @@ from .batch import (
     COMPLETE,
     NEW_PASS,
     QUEUED,
-    RUNNING,
     STOP_BUTTON,
-    STOP_REMOVED,
     STOPPED,
     Batch,
 )
+from .batch_chain import BatchChain
 from .batch_events import BatchEvents
 from .batch_registry import BatchRegistry
 from .batch_state import BatchSettings, StateStore
 from .image_decode import DecodeError
 from .image_picking import BatchError, pick_image
 from .prefetch import Prefetcher, PreparedImage, prepare
-from .prompt_runs import CONTINUE, LoadedImage, LoaderRun, PromptRun, classify_outcome
-from .prompt_watcher import PromptWatcher
-from .queue_control import QueueError, build_payload, describe_node_errors, post_prompt
+from .prompt_runs import CONTINUE, LoadedImage, LoaderRun
 from .queue_requests import batches_to_stop
 from .shared_batch import STOP_ALL, JobGoneError, JobStoppedError, SharedFolderError, stop_from
 
@@ -56,9 +52,8 @@ class BatchController:
         self._prepare = prepare_fn
         self._prefetcher = Prefetcher(prepare_fn)
         self._target: tuple[Any, Any] = (None, None)  # device, dtype of the tensors to build
-        self._prompts: dict[str, PromptRun] = {}  # prompt id -> what it means to the batches
         self._events = BatchEvents()
-        self._watcher = PromptWatcher(self._conclude)
+        self._chain = BatchChain(self._lock, self._registry, self._prefetcher, self._events)
 
     @property
     def store(self) -> StateStore:
@@ -74,15 +69,15 @@ class BatchController:
         prompt_id = bridge.current_prompt_id()
         if not prompt_id:
             raise BatchError("Batch Image Loader could not find the id of the running prompt.")
-        self._settle_previous(settings.key, prompt_id)
+        self._chain.settle_previous(settings.key, prompt_id)
         with self._lock:
             self._target = (device, dtype)
-            run = self._prompts.get(prompt_id) or self._start_prompt_run(prompt_id, prompt, extra_pnginfo)
+            run = self._chain.prompts.get(prompt_id) or self._chain.start_prompt_run(prompt_id, prompt, extra_pnginfo)
             batch = run.continues_key(settings.key)
             if batch is not None:
                 if not batch.next_started(prompt_id):  # stopped or reset while it waited in the queue
                     if batch.prompt_id == prompt_id:
-                        self._end(batch, STOPPED)
+                        self._chain.end(batch, STOPPED)
                     return None
             else:
                 batch = self._press(settings, prompt_id, iteration_mode)
@@ -95,18 +90,18 @@ class BatchController:
         except DecodeError as exc:
             with self._lock:
                 run.ends_chain = True
-                self._end(batch, STOPPED, str(exc))
+                self._chain.end(batch, STOPPED, str(exc))
             raise BatchError(f"{exc}. The batch stopped (error_handling: Stop on error).") from None
         except (JobStoppedError, JobGoneError) as exc:  # stopped or reset on another server
             with self._lock:
                 run.ends_chain = True
                 error, batch.stop_reason = stop_from(exc)
-                self._end(batch, STOPPED, error)
+                self._chain.end(batch, STOPPED, error)
             return None
         with self._lock:
             if loaded is None:  # everything left was unreadable and skipped
                 run.ends_chain = True
-                self._end(batch, COMPLETE)
+                self._chain.end(batch, COMPLETE)
                 return None
             run.loaders.append(LoaderRun(batch, loaded.index, loaded.entry.rel_path, error_policy))
             batch.state.current_file = loaded.entry.rel_path
@@ -115,25 +110,12 @@ class BatchController:
         log.info("node %s: image %d/%d %s", settings.node_id, loaded.index + 1, loaded.total, loaded.entry.rel_path)
         return loaded
 
-    def _settle_previous(self, key: str, prompt_id: str) -> None:
-        """A new prompt runs, so the batch's previous one has finished: record it now rather than
-        wait for the watcher (outside the lock: recording may queue the next image)."""
-        with self._lock:
-            batch = self._registry.get(key)
-            previous = batch.prompt_id if batch is not None and batch.phase == RUNNING else None
-            if previous == prompt_id or previous not in self._prompts:
-                return
-        if previous is not None:
-            status = bridge.finished_status(previous)
-            if status is not bridge.NOT_FINISHED:
-                self._conclude(previous, status)
-
     def _press(self, settings: BatchSettings, prompt_id: str, mode: str) -> Batch | str | None:
         """A prompt the user queued: the batch to resume, NEW_PASS, or None (a duplicate)."""
         batch = self._registry.find(settings)
         created, client_id = bridge.prompt_created_and_client(prompt_id)
         if batch is not None and batch.phase == QUEUED and batch.stop_reason is not None:
-            self._cancel_queued(batch)  # stopped in the gap: its next image never runs
+            self._chain.cancel_queued(batch)  # stopped in the gap: its next image never runs
         if batch is not None and batch.going:
             batch.recent_prompts.append(prompt_id)  # a Cancel while this press runs is for the batch
             self._events.refused(settings, prompt_id, client_id, batch, "running")
@@ -171,97 +153,6 @@ class BatchController:
             path = batch.full_path(index + 1)
             self._prefetcher.schedule(batch.key, index + 1, path, *self._target)
 
-    # ----- watching a prompt to its end --------------------------------------------------------
-    def _start_prompt_run(self, prompt_id: str, prompt: dict | None, extra_pnginfo: dict | None) -> PromptRun:
-        run = PromptRun(prompt_id, bridge.prompt_template(prompt_id, prompt, extra_pnginfo))
-        self._prompts[prompt_id] = run
-        self._watcher.watch(prompt_id)
-        return run
-
-    def _conclude(self, prompt_id: str, status: object) -> None:
-        """prompt_id finished (or vanished): record it, then queue the next image or end the chains.
-        Called by the watcher and by the next loader; whichever comes second finds nothing to do."""
-        outcome, message = classify_outcome(status)
-        with self._lock:
-            run = self._prompts.pop(prompt_id, None)
-            if run is None:
-                return
-            try:
-                follow_up = self._after_prompt(run, outcome, message)
-            except Exception:  # never leave a batch hanging in "running"
-                for batch in [*run.continues, *(lr.batch for lr in run.loaders)]:
-                    self._end(batch, STOPPED, "internal error, see the ComfyUI log")
-                raise
-        if follow_up is not None:
-            self._post_continuation(*follow_up)
-
-    def _after_prompt(self, run: PromptRun, outcome: str, message: str) -> tuple[PromptRun, list[Batch]] | None:
-        """Record what the finished prompt did; returns the continuation to POST, if any."""
-        for batch in run.continues:  # queued by us, never started: removed from the queue
-            if batch.phase == QUEUED and batch.prompt_id == run.prompt_id:
-                batch.request_stop(STOP_REMOVED)
-                self._end(batch, STOPPED)
-        go_on, errors = run.record(outcome, message)
-        if go_on:
-            next_id = str(uuid.uuid4())
-            batches = [lr.batch for lr in run.loaders]
-            follow = PromptRun(next_id, run.template, continues=batches)
-            self._prompts[next_id] = follow
-            for batch in batches:
-                batch.queue_next(next_id)
-                self._events.status(batch)
-            return follow, batches
-        for lr in run.loaders:
-            if lr.batch.phase == RUNNING and lr.batch.prompt_id == run.prompt_id:
-                # A paired loader in the same workflow ran out first (zip), Stop was pressed, or it failed.
-                self._end(lr.batch, COMPLETE if lr.batch.finished_all else STOPPED, errors.get(lr.batch.key, ""))
-        return None
-
-    def _post_continuation(self, follow: PromptRun, batches: list[Batch]) -> None:
-        """POST without holding the lock: the server's own thread answers it (and our routes).
-        The progress is saved right after the POST, off the gap between two images; a crash in
-        between costs at most a redo of the image that just finished."""
-        assert follow.template is not None
-        error = ""
-        try:
-            answer = post_prompt(bridge.own_url() + "/prompt", build_payload(follow.template, follow.prompt_id))
-            refused = describe_node_errors(answer.get("node_errors"))
-            if refused:  # queued, but ComfyUI dropped the outputs that depend on these nodes
-                log.warning("the next image was queued without some outputs: %s", refused)
-        except QueueError as exc:
-            log.error("%s. The batch stopped.", exc)
-            error = str(exc)
-        with self._lock:
-            for batch in batches:
-                if batch.prompt_id != follow.prompt_id:
-                    continue  # it already started, ended or was reset
-                batch.posting = False
-                if error:
-                    self._prompts.pop(follow.prompt_id, None)
-                    self._end(batch, STOPPED, error)
-                elif batch.phase == QUEUED and batch.stop_reason is not None:
-                    self._cancel_queued(batch)  # stopped while the POST was on its way
-            for batch in batches:
-                batch.save(self.store)
-        if not error:
-            self._watcher.watch(follow.prompt_id)  # notices if it is removed from the queue
-
-    def _cancel_queued(self, batch: Batch) -> None:
-        """Take a queued next image out of the queue and end the chain. If the worker has already
-        taken it, its loader sees the stop request and does nothing."""
-        if batch.posting or batch.prompt_id is None:
-            return
-        if bridge.delete_pending(batch.prompt_id):
-            self._prompts.pop(batch.prompt_id, None)
-            self._end(batch, STOPPED)
-
-    def _end(self, batch: Batch, status: str, error: str = "") -> None:
-        batch.end_chain(status, error)
-        self._prefetcher.discard(batch.key)
-        batch.save(self.store)
-        batch.log_end(status, error)
-        self._events.status(batch)
-
     # ----- steering: the queue, the routes ----------------------------------------------------
     def on_queue_request(self, kind: str, body: dict) -> None:
         """Cancel, Clear queue or a deleted item, seen before ComfyUI acts on it."""
@@ -276,7 +167,7 @@ class BatchController:
     def _stop(self, batch: Batch, reason: str) -> None:
         batch.request_stop(reason)
         if batch.phase == QUEUED:
-            self._cancel_queued(batch)
+            self._chain.cancel_queued(batch)
         self._events.status(batch)
 
     def status(self) -> list[dict[str, Any]]:
@@ -339,7 +230,7 @@ class BatchController:
         rel_path = f"{relative_path}/{filename}" if relative_path else filename
         prompt_id = bridge.current_prompt_id()
         with self._lock:
-            run = self._prompts.get(prompt_id) if prompt_id else None
+            run = self._chain.prompts.get(prompt_id) if prompt_id else None
             batch = next((lr.batch for lr in run.loaders if lr.rel_path == rel_path), None) if run else None
         return batch.output_stem(rel_path) if batch is not None else None  # first call: ~0.3 s at 100k files
 

@@ -90,15 +90,15 @@ def test_cancel_on_a_fast_workflow_stops_at_any_moment(
     for attempt in range(5):
         client.queue_prompt(prompt)
         time.sleep(rng.uniform(0.05, 0.4))
+        if form == "frontend cancel":  # the prompt the browser last saw running, maybe finished by now
+            running = [item[1] for item in client.queue()["queue_running"]]
+            last = running[0] if running else max(client.history().items(), key=lambda kv: kv[1]["prompt"][0])[0]
         before = batch_status(client, input_folder)[0]["done"]
         if form == "bare interrupt":
             client.interrupt()
         elif form == "clear queue":
             client.request("POST", "/queue", {"clear": True})
-        else:  # what the frontend sends: the prompt it last saw running, maybe finished by now
-            q = client.queue()
-            running = [item[1] for item in q["queue_running"]]
-            last = running[0] if running else max(client.history().items(), key=lambda kv: kv[1]["prompt"][0])[0]
+        else:
             client.request("POST", "/interrupt", {"prompt_id": last})
         client.wait_idle(quiet_for=0.5)
         row = batch_status(client, input_folder)[0]
