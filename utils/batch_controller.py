@@ -27,6 +27,7 @@ from .batch import (
 )
 from .batch_chain import BatchChain
 from .batch_events import BatchEvents
+from .batch_identity import workflow_identity
 from .batch_registry import BatchRegistry
 from .batch_state import BatchSettings, StateStore
 from .image_decode import DecodeError
@@ -161,8 +162,24 @@ class BatchController:
             if not going:
                 return
             running, _ = bridge.queued_prompt_ids()
+            self._adopt_presses(running, going)
             for batch, reason in batches_to_stop(kind, body, going, running):
                 self._stop(batch, reason)
+
+    def _adopt_presses(self, running: set[str], going: list[Batch]) -> None:
+        """A running press of a going batch's workflow whose loader has not run yet (other nodes run
+        first) is that batch's too: a Cancel aimed at it stops the batch."""
+        for prompt_id in running - set().union(*(b.recent_prompts for b in going)):
+            item = bridge.running_item(prompt_id)
+            if item is None or not isinstance(item[2], dict):
+                continue
+            extra = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
+            workflow = workflow_identity(extra.get("extra_pnginfo"), item[2])
+            loaders = {str(n) for n, node in item[2].items()
+                       if isinstance(node, dict) and node.get("class_type") == "BatchImageLoader"}
+            for batch in going:
+                if batch.settings.workflow_id == workflow and batch.settings.node_id in loaders:
+                    batch.recent_prompts.append(prompt_id)
 
     def _stop(self, batch: Batch, reason: str) -> None:
         batch.request_stop(reason)
