@@ -116,3 +116,44 @@ def test_workflow_identity() -> None:
     assert workflow_identity(None, prompt) == workflow_identity({"workflow": {}}, reseeded)
     assert workflow_identity(None, prompt) != workflow_identity(None, rewired)
     assert workflow_identity("junk", None).startswith("api-")
+
+
+@pytest.mark.parametrize("body", [{}, {"prompt_id": "press-2"}])
+def test_a_cancel_while_a_second_press_of_the_workflow_runs_stops_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: dict
+) -> None:
+    """The second press runs other nodes before its loader (so it is not known yet as refused):
+    the Cancel the user aims at it is for the batch."""
+    from batch_image_processing.utils import comfy_bridge
+    from batch_image_processing.utils.batch_controller import BatchController
+
+    batch, store = make_batch(tmp_path, workflow_id="wf")
+    batch.begin_chain("press-1", 1.0, None)
+    controller = BatchController(store_factory=lambda: store)
+    controller._registry.put(batch)
+    press = {"1": {"class_type": "BatchImageLoader", "inputs": {}}, "9": {"class_type": "KSampler", "inputs": {}}}
+    monkeypatch.setattr(comfy_bridge, "queued_prompt_ids", lambda: ({"press-2"}, set()))
+    monkeypatch.setattr(comfy_bridge, "running_item",
+                        lambda pid: (5, pid, press, {"extra_pnginfo": {"workflow": {"id": "wf"}}}))
+    monkeypatch.setattr(comfy_bridge, "send_event", lambda *a: None)
+    controller.on_queue_request("interrupt", body)
+    assert batch.stop_reason == "cancelled"
+
+
+def test_a_cancel_for_another_workflow_s_prompt_leaves_the_batch_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batch_image_processing.utils import comfy_bridge
+    from batch_image_processing.utils.batch_controller import BatchController
+
+    batch, store = make_batch(tmp_path, workflow_id="wf")
+    batch.begin_chain("press-1", 1.0, None)
+    controller = BatchController(store_factory=lambda: store)
+    controller._registry.put(batch)
+    other = {"1": {"class_type": "BatchImageLoader", "inputs": {}}}
+    monkeypatch.setattr(comfy_bridge, "queued_prompt_ids", lambda: ({"other"}, set()))
+    monkeypatch.setattr(comfy_bridge, "running_item",
+                        lambda pid: (5, pid, other, {"extra_pnginfo": {"workflow": {"id": "another"}}}))
+    monkeypatch.setattr(comfy_bridge, "send_event", lambda *a: None)
+    controller.on_queue_request("interrupt", {})
+    assert batch.stop_reason is None
