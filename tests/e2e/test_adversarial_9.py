@@ -87,7 +87,7 @@ def test_a_reused_prompt_id_does_not_wedge_the_batch(
     img.write_png(input_folder / "j0.png", 2500, 2500)  # decoding it takes a while: the watcher's window
     for i in (1, 2):
         img.write_solid(input_folder / f"j{i}.png", (0, i, 0))
-    job = f"job-{uuid.uuid4()}"
+    job = str(uuid.uuid4())  # canonical: ComfyUI 0.33 accepts only those, and reusing one is allowed
     # First a harmless, unrelated prompt with this id, so it is in ComfyUI's history.
     noise = {
         "1": {"class_type": "BIPTestNoiseImage", "inputs": {"size": 8, "index": 0}},
