@@ -47,6 +47,7 @@ class ComfyServer:
         extra_args: tuple[str, ...] = (),
         with_fixture_pack: bool = False,
         python: str = sys.executable,
+        front_end_root: str | None = None,
     ) -> None:
         self.comfyui_dir = Path(comfyui_dir or default_comfyui_dir())
         if not (self.comfyui_dir / "main.py").is_file():
@@ -59,6 +60,8 @@ class ComfyServer:
         self.listen = listen
         self.extra_args = extra_args
         self.python = python
+        # scripts/test.sh sets BIP_FRONT_END_ROOT to serve another frontend build (the newest).
+        self.front_end_root = front_end_root or os.environ.get("BIP_FRONT_END_ROOT") or None
         self.log_path = self.base_dir / "comfyui.log"
         self.process: subprocess.Popen | None = None
         for name in ("custom_nodes", "input", "output", "user", "temp", "models"):
@@ -97,6 +100,8 @@ class ComfyServer:
             "--port", str(self.port), "--base-directory", str(self.base_dir),
         ]
         cmd += ["--listen"] if self.listen == "" else ["--listen", self.listen]
+        if self.front_end_root:
+            cmd += ["--front-end-root", self.front_end_root]
         cmd += list(self.extra_args)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
