@@ -9,8 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness, imagefiles, packload, ...
 
-import run_summary  # noqa: E402
-from packload import load_pack  # noqa: E402
+import run_summary
+from packload import load_pack
 
 load_pack()
 
