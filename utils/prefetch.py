@@ -88,57 +88,76 @@ def prepare(path: str, device: Any = None, dtype: torch.dtype | None = None) -> 
 
 @dataclass
 class _Pending:
-    index: int
     path: str
+    target: tuple[Any, Any]
     signature: Signature
     future: Future
 
 
 class Prefetcher:
-    """At most one image ahead per batch key; thread-safe."""
+    """Up to `depth` images ahead per batch key, decoded by as many threads; thread-safe.
 
-    def __init__(self, prepare_fn: Callable[..., PreparedImage] = prepare) -> None:
+    The caller schedules the images it will ask for next (one or more indices ahead of the one
+    it just took); each is decoded once and handed over once. Two threads let the two cores of a
+    small machine decode two images at once while ComfyUI runs the current prompt.
+    """
+
+    def __init__(self, prepare_fn: Callable[..., PreparedImage] = prepare, depth: int = 2) -> None:
         self._prepare = prepare_fn
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-prefetch")
-        self._pending: dict[str, _Pending] = {}
+        self._depth = max(1, depth)
+        self._executor = ThreadPoolExecutor(max_workers=self._depth, thread_name_prefix="batch-prefetch")
+        self._pending: dict[str, dict[int, _Pending]] = {}
         self._lock = threading.Lock()
 
     def schedule(self, key: str, index: int, path: str, device: Any = None, dtype: Any = None) -> None:
-        """Start decoding image index of batch key (replacing whatever was prefetched for it).
+        """Start decoding image index of batch key, unless it is already on its way.
 
-        A file that cannot be trusted to be unchanged later (see file_signature) is not prefetched:
-        take() would throw the result away anyway.
+        Images of the key more than `depth` - 1 places behind index are dropped, so at most
+        `depth` are held per key. A file that cannot be trusted to be unchanged later (see
+        file_signature) is not prefetched: take() would throw the result away anyway.
         """
         signature = file_signature(path)  # before the read: any later change shows at take()
+        target = (device, dtype)
         with self._lock:
-            old = self._pending.pop(key, None)
+            slots = self._pending.setdefault(key, {})
+            same = slots.get(index)
+            if same is not None and (same.path, same.target, same.signature) == (path, target, signature):
+                return
+            dropped = [slots.pop(i) for i in list(slots) if i == index or i <= index - self._depth]
             if signature is not None:
                 future = self._executor.submit(self._prepare, path, device, dtype)
-                self._pending[key] = _Pending(index, path, signature, future)
-        if old is not None:
+                slots[index] = _Pending(path, target, signature, future)
+            if not slots:
+                del self._pending[key]
+        for old in dropped:
             old.future.cancel()
 
     def take(self, key: str, index: int, path: str) -> PreparedImage | None:
         """The prefetched image if it is this one and still current, else None (decode it yourself).
 
-        A decode error of a still-current file is raised here, as a direct decode would.
+        Images of the key behind index are dropped; those ahead stay. A decode error of a
+        still-current file is raised here, as a direct decode would.
         """
         with self._lock:
-            pending = self._pending.pop(key, None)
-        if pending is None or pending.index != index or pending.path != path:
-            if pending is not None:
-                pending.future.cancel()
+            slots = self._pending.get(key, {})
+            pending = slots.pop(index, None)
+            dropped = [slots.pop(i) for i in list(slots) if i < index]
+            if not slots:
+                self._pending.pop(key, None)
+        for old in dropped:
+            old.future.cancel()
+        if pending is None:
             return None
-        if file_signature(path) != pending.signature:
+        if pending.path != path or file_signature(path) != pending.signature:
             pending.future.cancel()
             return None
         return pending.future.result()
 
     def discard(self, key: str) -> None:
         with self._lock:
-            pending = self._pending.pop(key, None)
-        if pending is not None:
-            pending.future.cancel()
+            slots = self._pending.pop(key, {})
+        for old in slots.values():
+            old.future.cancel()
 
     def pending_keys(self) -> list[str]:
         with self._lock:

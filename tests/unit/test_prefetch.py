@@ -71,7 +71,7 @@ def test_replaced_file_with_the_same_size_and_mtime_is_never_served(tmp_path: Pa
     assert first is not None, "an unchanged file is served"
 
     pre.schedule("k", 1, str(path))
-    pre._pending["k"].future.result()  # the old pixels are decoded and waiting
+    pre._pending["k"][1].future.result()  # the old pixels are decoded and waiting
     before = os.stat(path)
     time.sleep(0.03)  # past the clock tick of the first write (the racy window's job in real use)
     if how.startswith("in place"):
@@ -125,3 +125,27 @@ def test_decode_errors_surface_at_take(tmp_path: Path) -> None:
     pre.schedule("k", 0, str(tmp_path / "z.png"))
     with pytest.raises(DecodeError, match="empty"):
         pre.take("k", 0, str(tmp_path / "z.png"))
+
+
+def test_two_images_ahead_are_decoded_at_once_and_each_handed_over_once(tmp_path: Path) -> None:
+    for i in range(4):
+        img.write_png(tmp_path / f"{i}.png", 4, 4, seed=i)
+    started: list[str] = []
+    both_running = threading.Barrier(2, timeout=5)
+
+    def parallel_prepare(path: str, device=None, dtype=None):
+        started.append(os.path.basename(path))
+        both_running.wait()  # deadlocks (BrokenBarrierError) unless two decodes run at once
+        return prepare(path, device, dtype)
+
+    pre = Prefetcher(parallel_prepare, depth=2)
+    pre.schedule("k", 1, str(tmp_path / "1.png"))
+    pre.schedule("k", 2, str(tmp_path / "2.png"))
+    pre.schedule("k", 2, str(tmp_path / "2.png"))  # already on its way: not decoded twice
+    assert pre.take("k", 1, str(tmp_path / "1.png")) is not None
+    assert pre.take("k", 2, str(tmp_path / "2.png")) is not None
+    assert sorted(started) == ["1.png", "2.png"]
+    plain = Prefetcher(depth=2)
+    plain.schedule("k", 3, str(tmp_path / "3.png"))
+    plain.schedule("k", 5, str(tmp_path / "3.png"))  # two places on: index 3 is dropped (depth 2)
+    assert plain.take("k", 3, str(tmp_path / "3.png")) is None
