@@ -36,7 +36,8 @@ SETS = (  # label, file kind, size, count
     ("1024x1024 PNG", "png", 1024, 30),
     ("2048x2048 JPEG", "jpg", 2048, 20),
 )
-SINKS = ("null", "save")
+SINKS = tuple(os.environ.get("BENCH_E2E_SINKS", "null save").split())
+ONLY = os.environ.get("BENCH_E2E_ONLY", "")  # e.g. "JPEG": only the sets whose label contains it
 
 
 def picture(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
@@ -218,6 +219,8 @@ def main() -> None:
             version = str(client.get("/system_stats")["system"].get("comfyui_version", "unknown"))
             rows = []
             for label, kind, size, count in SETS:
+                if ONLY and ONLY not in label:
+                    continue
                 rows += measure_set(server, client, label, kind, size, count)
             memory = memory_run(server, client) if MEMORY_IMAGES else None
         finally:

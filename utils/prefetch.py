@@ -28,6 +28,9 @@ from .image_decode import DecodedImage, decode_image, to_tensors
 # change time is this close to the moment it was looked at is not trusted: decoded again.
 # 2 s covers the coarsest common timestamps (FAT, SMB); Linux ticks are <= 10 ms.
 RACY_WINDOW_NS = 2_000_000_000
+# How many images ahead of the one being processed the loader has decoded: two, so that both
+# cores of a small machine decode while ComfyUI runs the current prompt.
+PREFETCH_AHEAD = 2
 # Windows' st_ctime is the creation time, not the change time: an in-place rewrite that puts the
 # old mtime back leaves every stat field as it was. There the content is compared too.
 _CONTENT_CHECK = os.name == "nt"
@@ -102,7 +105,7 @@ class Prefetcher:
     small machine decode two images at once while ComfyUI runs the current prompt.
     """
 
-    def __init__(self, prepare_fn: Callable[..., PreparedImage] = prepare, depth: int = 2) -> None:
+    def __init__(self, prepare_fn: Callable[..., PreparedImage] = prepare, depth: int = PREFETCH_AHEAD) -> None:
         self._prepare = prepare_fn
         self._depth = max(1, depth)
         self._executor = ThreadPoolExecutor(max_workers=self._depth, thread_name_prefix="batch-prefetch")
