@@ -80,6 +80,7 @@ class BatchImageLoader:
     """Loads the next image of a folder each run and queues the workflow again until the folder is done."""
 
     CATEGORY = "image/batch"
+    ESSENTIALS_CATEGORY = "Basics"  # newer frontends (ComfyUI 0.33+) list it beside Load/Save Image
     DESCRIPTION = (
         "Processes a whole folder with one press of Queue: each run loads the next image (natural "
         "file-name order) and queues the workflow again after it finished, until every image ran once. "

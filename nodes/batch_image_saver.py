@@ -33,6 +33,7 @@ class BatchImageSaver:
     """Saves images under the loader's file names, mirroring subfolders, with the workflow embedded."""
 
     CATEGORY = "image/batch"
+    ESSENTIALS_CATEGORY = "Basics"  # newer frontends (ComfyUI 0.33+) list it beside Load/Save Image
     DESCRIPTION = (
         "Saves each image under its input's name (link FILENAME and RELATIVE_PATH from Batch Image Loader), "
         "in the same subfolders, as PNG/JPEG/WebP/TIFF. Writes are atomic and never overwrite a file "

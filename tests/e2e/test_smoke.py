@@ -18,3 +18,16 @@ def test_pack_loads_and_nodes_are_listed(comfy_server: ComfyServer, client: Comf
     for name, spec in inputs.items():
         assert spec[1].get("tooltip"), f"input {name} has no tooltip"
     assert set(info["input"]["hidden"]) == {"prompt", "extra_pnginfo", "unique_id"}
+
+
+def test_newer_comfyui_lists_both_nodes_among_the_essentials(client: ComfyClient) -> None:
+    """ComfyUI 0.33 reads ESSENTIALS_CATEGORY (its node library's Essentials tab, beside core Load
+    and Save Image); 0.3.75 does not send the key at all."""
+    info = client.get("/object_info")
+    load_image = info["LoadImage"]
+    if "essentials_category" not in load_image:
+        assert all("essentials_category" not in info[n] for n in ("BatchImageLoader", "BatchImageSaver"))
+        return
+    assert load_image["essentials_category"] == "Basics"
+    for name in ("BatchImageLoader", "BatchImageSaver"):
+        assert info[name]["essentials_category"] == "Basics", name
