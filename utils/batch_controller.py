@@ -23,7 +23,7 @@ from .batch_state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, 
 from .batch_status import describe, describe_duration
 from .file_listing import FileMatcher, ImageEntry, list_images
 from .image_decode import DecodeError
-from .prefetch import Prefetcher, PreparedImage, prepare
+from .prefetch import PREFETCH_AHEAD, Prefetcher, PreparedImage, prepare
 from .prompt_watcher import PromptWatcher
 from .queue_control import (
     PromptTemplate,
@@ -385,10 +385,9 @@ class BatchController:
         return None
 
     def _prefetch_after(self, settings: BatchSettings, entries: list[ImageEntry], index: int) -> None:
-        if index + 1 < len(entries):
-            nxt = entries[index + 1]
-            path = os.path.join(settings.directory, *nxt.rel_path.split("/"))
-            self._prefetcher.schedule(settings.key, index + 1, path, *self._target)
+        for ahead in range(index + 1, min(index + 1 + PREFETCH_AHEAD, len(entries))):
+            path = os.path.join(settings.directory, *entries[ahead].rel_path.split("/"))
+            self._prefetcher.schedule(settings.key, ahead, path, *self._target)
 
     def _warn_duplicate(self, settings: BatchSettings, prompt_id: str) -> None:
         state = self._state(settings.key)
@@ -419,7 +418,11 @@ class BatchController:
         try:
             outcome, message = classify_outcome(status)
             with self._lock:
-                follow_up = self._after_prompt(self._runs.pop(prompt_id), outcome, message)
+                run = self._runs.pop(prompt_id)
+                if outcome == "success" and bridge.interrupt_pending():
+                    # Cancel came after the last node: this image is done, the batch stops as with Stop.
+                    self._stop_requested.update(loader.settings.key for loader in run.loaders)
+                follow_up = self._after_prompt(run, outcome, message)
             if follow_up is not None:
                 self._post_continuation(*follow_up)
         except Exception:

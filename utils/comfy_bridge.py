@@ -68,6 +68,15 @@ def finished_status(prompt_id: str) -> Any:
     return found[prompt_id] if prompt_id in found else NOT_FINISHED
 
 
+def interrupt_pending() -> bool:
+    """True while an interrupt (Cancel) is set that no node has taken: one that arrived after the
+    prompt's last node checked for it. ComfyUI finishes that prompt as a success and clears the
+    request when the next prompt starts, so a batch must notice it between the two."""
+    import comfy.model_management as mm
+
+    return bool(mm.processing_interrupted())
+
+
 def delete_pending(prompt_id: str) -> bool:
     return bool(_queue().delete_queue_item(lambda item: item[1] == prompt_id))
 
