@@ -120,6 +120,8 @@ comfyui_version() {
 }
 
 mkdir -p "$CACHE_DIR"
+# The physical path: venvs record where they were made, and .cache may be a link to a shared one.
+CACHE_DIR="$(cd "$CACHE_DIR" && pwd -P)"
 if [ -z "${COMFYUI_DIR:-}" ]; then
   COMFYUI_DIR="$CACHE_DIR/comfyui"
   if [ ! -f "$COMFYUI_DIR/main.py" ]; then
