@@ -269,7 +269,9 @@ def _host_empty(shape: tuple[int, ...], dtype: torch.dtype, zero: bool = False) 
     return torch.from_numpy((np.zeros if zero else np.empty)(shape, np_dtype))
 
 
-def _host_convert(compact: torch.Tensor, scale: float, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor | None:
+def _host_convert(
+    compact: torch.Tensor, scale: float, dtype: torch.dtype, shape: tuple[int, ...]
+) -> torch.Tensor | None:
     """CPU: convert, scale and broadcast in ONE numpy pass into a huge-page buffer (torch needs a
     copy pass and a division pass: about 1.5x the time on a 2048x2048 image); bit-identical to
     float(x) / scale. None for dtypes numpy lacks (bfloat16)."""
