@@ -41,7 +41,7 @@ if [ -n "${NEWEST_VENV_PY:-}" ]; then
 fi
 if [ -z "$own_checkout" ]; then
   run_suite "browser tests, newest frontend" "${NEWEST_VENV_PY:-$VENV_PY}" "${NEWEST_COMFYUI_DIR:-$COMFYUI_DIR}" \
-    "$NEWEST_FRONTEND_ROOT" -m browser --ignore=tests/unit "$@"
+    "$NEWEST_FRONTEND_ROOT" tests/e2e/test_browser*.py "$@"
 fi
 "$VENV_PY" "$REPO_ROOT/tests/run_summary.py" "$BIP_RUN_SUMMARY" || status=1
 exit "$status"

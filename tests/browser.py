@@ -50,7 +50,10 @@ def comfy_page(url: str, width: int = 1400, height: int = 820) -> Iterator[Any]:
             page.wait_for_function("() => window.app && window.app.graph && window.app.canvas", timeout=60_000)
             for close in page.get_by_role("button", name="Close").all():  # announcement banners
                 if close.is_visible():
-                    close.click()
+                    try:
+                        close.click(timeout=2_000)
+                    except Exception:  # gone already: closing one banner can remove another
+                        pass
             yield page
         finally:
             browser.close()

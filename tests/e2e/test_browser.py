@@ -22,7 +22,7 @@ from browser import (
 from harness import REPO_ROOT, ComfyClient, ComfyServer
 
 REASON = unavailable_reason()
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(REASON is not None, reason=f"browser test skipped: {REASON}")]
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser test skipped: {REASON}")
 EXAMPLE = REPO_ROOT / "example_workflows" / "batch_folder_upscale.json"
 
 
