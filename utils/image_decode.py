@@ -269,36 +269,16 @@ def _host_empty(shape: tuple[int, ...], dtype: torch.dtype, zero: bool = False) 
     return torch.from_numpy((np.zeros if zero else np.empty)(shape, np_dtype))
 
 
-def _host_convert(
-    compact: torch.Tensor, scale: float, dtype: torch.dtype, shape: tuple[int, ...]
-) -> torch.Tensor | None:
-    """CPU: convert, scale and broadcast in ONE numpy pass into a huge-page buffer (torch needs a
-    copy pass and a division pass: about 1.5x the time on a 2048x2048 image); bit-identical to
-    float(x) / scale. None for dtypes numpy lacks (bfloat16)."""
-    np_dtype = _NUMPY_FLOATS.get(dtype)
-    if np_dtype is None:
-        return None
-    src = compact.view(torch.int16).numpy().view(np.uint16) if compact.dtype == torch.uint16 else compact.numpy()
-    out = np.empty(shape, np_dtype)
-    if scale != 1.0:
-        np.divide(src, np_dtype(scale), out=out, dtype=np_dtype, casting="unsafe")
-    else:
-        np.copyto(out, np.broadcast_to(src, shape), casting="unsafe")
-    return torch.from_numpy(out)
-
-
 def _convert(
     compact: torch.Tensor, scale: float, device: torch.device, dtype: torch.dtype, shape: tuple[int, ...]
 ) -> torch.Tensor:
     """Compact pixels -> float tensor of shape on device: moved first (a quarter of the bytes of
     float32), then converted and scaled there in one write of the full-size result. A gray
     source (one channel) is broadcast to RGB by the same write."""
-    if device.type == "cpu":
-        converted = _host_convert(compact, scale, dtype, shape)
-        if converted is not None:
-            return converted
     source = compact if device.type == "cpu" else compact.to(device)
-    out = torch.empty(shape, dtype=dtype, device=device)
+    out = _host_empty(shape, dtype) if device.type == "cpu" else None
+    if out is None:
+        out = torch.empty(shape, dtype=dtype, device=device)
     out.copy_(source.expand(shape))
     return out.div_(scale) if scale != 1.0 else out
 
