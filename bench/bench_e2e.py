@@ -9,7 +9,8 @@ it once per provisioned version, each from its own venv, and prints them togethe
 Sinks: "null" (a test node that only reads the IMAGE's shape: the loader plus ComfyUI's own
 per-prompt work) and "save" (core SaveImage). Rounds are interleaved, the order alternating,
 and medians reported. Time per image = (end of the last prompt - start of the first) / N, from
-ComfyUI's own execution timestamps in /history.
+ComfyUI's own execution timestamps in /history. Also the server's CPU time per image (all its
+threads), which depends much less on what else the machine runs.
 
 Run: scripts/bench.sh e2e   (BENCH_E2E_ROUNDS, BENCH_MEMORY_IMAGES=0 to skip the memory run)
 """
@@ -108,6 +109,12 @@ def run_floor(paths: list[Path]) -> float:
     return (time.perf_counter() - start) / len(paths)
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) the server process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def per_image_s(spans: list[tuple[float, float]]) -> float:
     return (spans[-1][1] - spans[0][0]) / 1000 / len(spans)
 
@@ -166,10 +173,13 @@ def measure_set(server: ComfyServer, client: ComfyClient, label: str, kind: str,
     rows = []
     for s, sink in enumerate(SINKS):
         floor, core, pack, pack_gaps, core_gaps, pack_exec = [], [], [], [], [], []
+        cpu: dict[str, list[float]] = {"core": [], "pack": []}
         for r in range(ROUNDS):
             order = ("floor", "core", "pack") if r % 2 == 0 else ("pack", "core", "floor")
             for who in order:
                 tag = f"{who}_{subdir}_{sink}{r}"
+                assert server.process is not None
+                cpu_before = cpu_s(server.process.pid)
                 if who == "floor":
                     floor.append(run_floor(paths))
                 elif who == "core":
@@ -182,6 +192,8 @@ def measure_set(server: ComfyServer, client: ComfyClient, label: str, kind: str,
                     pack.append(per_image_s(spans))
                     pack_gaps += gaps_ms(spans)
                     pack_exec += [b - a for a, b in spans]
+                if who != "floor":
+                    cpu[who].append((cpu_s(server.process.pid) - cpu_before) / count)
         row = {"set": label, "sink": sink, "images": count,
                "floor_s": statistics.median(floor), "core_s": statistics.median(core),
                "pack_s": statistics.median(pack),
@@ -189,7 +201,8 @@ def measure_set(server: ComfyServer, client: ComfyClient, label: str, kind: str,
                "pack_over_core_runs": [p / c for p, c in zip(pack, core, strict=True)],
                "pack_gap_median_ms": statistics.median(pack_gaps),
                "core_gap_median_ms": statistics.median(core_gaps),
-               "pack_prompt_median_ms": statistics.median(pack_exec)}
+               "pack_prompt_median_ms": statistics.median(pack_exec),
+               "core_cpu_s": statistics.median(cpu["core"]), "pack_cpu_s": statistics.median(cpu["pack"])}
         row["pack_over_floor"] = row["pack_s"] / row["floor_s"]
         row["pack_over_core"] = row["pack_s"] / row["core_s"]
         rows.append(row)
@@ -199,8 +212,9 @@ def measure_set(server: ComfyServer, client: ComfyClient, label: str, kind: str,
 def print_rows(version: str, rows: list[dict]) -> None:
     print(f"\nComfyUI {version} on CPU: seconds per image, median of {ROUNDS} interleaved rounds "
           "(ratios of each round in brackets)")
-    print("| images | sink | floor | core | pack | pack / floor | pack / core | pack gap / prompt | core gap |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| images | sink | floor | core | pack | pack / floor | pack / core | pack gap / prompt | core gap "
+          "| server CPU per image, core / pack |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         spread_f = ", ".join(f"{x:.2f}" for x in r["pack_over_floor_runs"])
         spread_c = ", ".join(f"{x:.2f}" for x in r["pack_over_core_runs"])
@@ -208,7 +222,7 @@ def print_rows(version: str, rows: list[dict]) -> None:
               f"{r['core_s'] * 1000:.1f} ms | {r['pack_s'] * 1000:.1f} ms | **{r['pack_over_floor']:.2f}** "
               f"({spread_f}) | **{r['pack_over_core']:.2f}** ({spread_c}) | "
               f"{r['pack_gap_median_ms']:.1f} / {r['pack_prompt_median_ms']:.1f} ms | "
-              f"{r['core_gap_median_ms']:.1f} ms |")
+              f"{r['core_gap_median_ms']:.1f} ms | {r['core_cpu_s'] * 1000:.1f} / {r['pack_cpu_s'] * 1000:.1f} ms |")
 
 
 def main() -> None:

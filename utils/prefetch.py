@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,9 @@ RACY_WINDOW_NS = 2_000_000_000
 # How many images ahead of the one being processed the loader has decoded: two, so that both
 # cores of a small machine decode while ComfyUI runs the current prompt.
 PREFETCH_AHEAD = 2
+# The prefetch threads run at this nice level (Linux): decoding ahead must never slow ComfyUI's
+# own threads (the prompt worker, the server answering the next POST), only use what they leave.
+PREFETCH_NICE = 10
 # Windows' st_ctime is the creation time, not the change time: an in-place rewrite that puts the
 # old mtime back leaves every stat field as it was. There the content is compared too.
 _CONTENT_CHECK = os.name == "nt"
@@ -82,6 +86,15 @@ def file_signature(path: str) -> Signature | None:
     return signature
 
 
+def _lower_priority() -> None:
+    """Nice the calling thread only (Linux treats a thread id as a process id here)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREFETCH_NICE)
+        except OSError:
+            pass
+
+
 def prepare(path: str, device: Any = None, dtype: torch.dtype | None = None) -> PreparedImage:
     """Decode path and build its tensors for the target (CPU float32 when none is given)."""
     prepared = PreparedImage(decode_image(path))
@@ -108,7 +121,9 @@ class Prefetcher:
     def __init__(self, prepare_fn: Callable[..., PreparedImage] = prepare, depth: int = PREFETCH_AHEAD) -> None:
         self._prepare = prepare_fn
         self._depth = max(1, depth)
-        self._executor = ThreadPoolExecutor(max_workers=self._depth, thread_name_prefix="batch-prefetch")
+        self._executor = ThreadPoolExecutor(
+            max_workers=self._depth, thread_name_prefix="batch-prefetch", initializer=_lower_priority
+        )
         self._pending: dict[str, dict[int, _Pending]] = {}
         self._lock = threading.Lock()
 
