@@ -1,16 +1,18 @@
-"""End to end in a real ComfyUI (CPU): seconds per image, this pack's chain vs core LoadImage.
+"""End to end in a real ComfyUI (CPU): seconds per image of this pack vs core LoadImage vs the
+bare decode floor, side by side in one run, for one ComfyUI version (scripts/bench.sh e2e runs
+it once per provisioned version, each from its own venv, and prints them together).
 
-  ours   Batch Image Loader -> SaveImage, Queue pressed once; the pack queues each next image
-  core   LoadImage -> SaveImage, the same images posted up front as N prompts (the fastest a
-         user can drive core from outside: no gaps, no browser)
-  free   a test node returning a ready noise image -> SaveImage, posted up front: what a loader
-         that cost nothing would achieve (the lower bound of the ratio)
-Both run on the same server, interleaved (ours, core, ours, core), on random-noise PNGs.
-Time per image = (end of the last prompt - start of the first) / N, from ComfyUI's own
-execution timestamps in /history. Also: the gap between two of our iterations (end of one
-prompt to start of the next), and the server's memory over a 1,000-image batch.
+  floor  Pillow decode of the same files (Image.open().load()), one thread, in this process
+  core   LoadImage -> sink, the same images posted up front as N prompts (the fastest a user
+         can drive core from outside: no gaps, no browser)
+  pack   Batch Image Loader -> sink, Queue pressed once; the pack queues each next image
+Sinks: "null" (a test node that only reads the IMAGE's shape: the loader plus ComfyUI's own
+per-prompt work) and "save" (core SaveImage). Rounds are interleaved, the order alternating,
+and medians reported. Time per image = (end of the last prompt - start of the first) / N, from
+ComfyUI's own execution timestamps in /history. Also the server's CPU time per image (all its
+threads), which depends much less on what else the machine runs.
 
-Run: scripts/bench.sh e2e
+Run: scripts/bench.sh e2e   (BENCH_E2E_ROUNDS, BENCH_MEMORY_IMAGES=0 to skip the memory run)
 """
 
 from __future__ import annotations
@@ -28,19 +30,43 @@ from bench_common import write_results  # first: puts tests/ on the path
 from harness import ComfyClient, ComfyServer
 from PIL import Image
 
-ROUNDS = int(os.environ.get("BENCH_E2E_ROUNDS", "4"))
+ROUNDS = int(os.environ.get("BENCH_E2E_ROUNDS", "3"))
 MEMORY_IMAGES = int(os.environ.get("BENCH_MEMORY_IMAGES", "1000"))
+SETS = (  # label, file kind, size, count
+    ("256x256 PNG", "png", 256, 100),
+    ("1024x1024 PNG", "png", 1024, 30),
+    ("2048x2048 JPEG", "jpg", 2048, 20),
+)
+SINKS = tuple(os.environ.get("BENCH_E2E_SINKS", "null save").split())
+ONLY = os.environ.get("BENCH_E2E_ONLY", "")  # e.g. "JPEG": only the sets whose label contains it
 
 
-def make_folder(folder: Path, count: int, size: int, seed: int) -> list[str]:
+def picture(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
+    """PNG: noise (the slowest to decode per pixel); JPEG: photo-like gradients with grain."""
+    if kind == "png":
+        return rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    phase = rng.uniform(0, 255)
+    photo = np.stack([(x / 8 + phase) % 256, (y / 8) % 256, ((x + y) / 16) % 256], axis=-1)
+    return np.clip(photo + rng.normal(0, 10, photo.shape), 0, 255).astype(np.uint8)
+
+
+def make_folder(folder: Path, kind: str, size: int, count: int, seed: int) -> list[Path]:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
-    names = []
+    paths = []
     for i in range(count):
-        name = f"img_{i:04d}.png"
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / name, compress_level=1)
-        names.append(name)
-    return names
+        path = folder / f"img_{i:04d}.{kind}"
+        save = {"compress_level": 1} if kind == "png" else {"quality": 90}
+        Image.fromarray(picture(rng, size, kind)).save(path, **save)
+        paths.append(path)
+    return paths
+
+
+def sink_node(sink: str, image: list, tag: str) -> dict:
+    if sink == "null":
+        return {"class_type": "BIPTestNullSink", "inputs": {"images": image}}
+    return {"class_type": "SaveImage", "inputs": {"images": image, "filename_prefix": f"{tag}/img"}}
 
 
 def timeline(client: ComfyClient, prompt_ids: list[str]) -> list[tuple[float, float]]:
@@ -48,48 +74,45 @@ def timeline(client: ComfyClient, prompt_ids: list[str]) -> list[tuple[float, fl
     history = client.history()
     spans = []
     for pid in prompt_ids:
-        msgs = dict((m[0], m[1]) for m in history[pid]["status"]["messages"])
+        msgs = {m[0]: m[1] for m in history[pid]["status"]["messages"]}
         spans.append((msgs["execution_start"]["timestamp"], msgs["execution_success"]["timestamp"]))
     return sorted(spans)
 
 
-def run_ours(client: ComfyClient, folder: Path, tag: str) -> tuple[list[tuple[float, float]], int]:
+def run_pack(client: ComfyClient, folder: Path, sink: str, tag: str) -> list[tuple[float, float]]:
     before = set(client.history())
-    prompt = {
+    client.queue_prompt({
         "1": {"class_type": "BatchImageLoader", "inputs": {
-            "directory": str(folder), "filter_preset": "PNG Only", "iteration_mode": "Reset",
+            "directory": str(folder), "filter_preset": "All Images", "iteration_mode": "Reset",
             "error_handling": "Stop on error"}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": f"ours_{tag}/img"}},
-    }
-    client.queue_prompt(prompt)
+        "2": sink_node(sink, ["1", 0], tag),
+    })
     client.wait_idle(timeout=3600, quiet_for=1.0)
-    new = [pid for pid in client.history() if pid not in before]
-    return timeline(client, new), len(new)
+    return timeline(client, [pid for pid in client.history() if pid not in before])
 
 
-def run_core(client: ComfyClient, subdir: str, names: list[str], tag: str) -> tuple[list[tuple[float, float]], int]:
-    ids = []
-    for name in names:
-        prompt = {
-            "1": {"class_type": "LoadImage", "inputs": {"image": f"{subdir}/{name}"}},
-            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": f"core_{tag}/img"}},
-        }
-        ids.append(client.queue_prompt(prompt))
+def run_core(client: ComfyClient, images: list[str], sink: str, tag: str) -> list[tuple[float, float]]:
+    ids = [client.queue_prompt({
+        "1": {"class_type": "LoadImage", "inputs": {"image": name}},
+        "2": sink_node(sink, ["1", 0], tag),
+    }) for name in images]
     client.wait_idle(timeout=3600, quiet_for=1.0)
-    return timeline(client, ids), len(ids)
+    return timeline(client, ids)
 
 
-def run_free(client: ComfyClient, count: int, size: int, tag: str) -> tuple[list[tuple[float, float]], int]:
-    """The lower bound: N prompts whose image source costs nothing, posted up front."""
-    ids = []
-    for i in range(count):
-        prompt = {
-            "1": {"class_type": "BIPTestNoiseImage", "inputs": {"size": size, "index": i}},
-            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": f"free_{tag}/img"}},
-        }
-        ids.append(client.queue_prompt(prompt))
-    client.wait_idle(timeout=3600, quiet_for=1.0)
-    return timeline(client, ids), len(ids)
+def run_floor(paths: list[Path]) -> float:
+    """Seconds per image of Pillow's bare decode, one thread."""
+    start = time.perf_counter()
+    for path in paths:
+        with Image.open(path) as img:
+            img.load()
+    return (time.perf_counter() - start) / len(paths)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) the server process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def per_image_s(spans: list[tuple[float, float]]) -> float:
@@ -98,6 +121,16 @@ def per_image_s(spans: list[tuple[float, float]]) -> float:
 
 def gaps_ms(spans: list[tuple[float, float]]) -> list[float]:
     return [b[0] - a[1] for a, b in itertools.pairwise(spans)]
+
+
+def core_names(server: ComfyServer, paths: list[Path], subdir: str, rnd: int) -> list[str]:
+    """Hard links under new names for each core round: ComfyUI caches LoadImage by its input
+    (0.33 keeps results across prompts), so a repeated name would measure nothing."""
+    folder = server.input_dir / f"{subdir}_core{rnd}"
+    folder.mkdir()
+    for path in paths:
+        os.link(path, folder / path.name)
+    return [f"{folder.name}/{p.name}" for p in paths]
 
 
 def rss_mb(pid: int) -> float:
@@ -109,18 +142,17 @@ def rss_mb(pid: int) -> float:
 
 def memory_run(server: ComfyServer, client: ComfyClient) -> dict:
     folder = server.input_dir / "mem"
-    make_folder(folder, MEMORY_IMAGES, 64, seed=9)
+    make_folder(folder, "png", 64, MEMORY_IMAGES, seed=9)
     assert server.process is not None
     samples: list[tuple[int, float]] = []
     before = set(client.history())
-    prompt = {
+    client.queue_prompt({
         "1": {"class_type": "BatchImageLoader", "inputs": {
             "directory": str(folder), "filter_preset": "PNG Only", "iteration_mode": "Reset",
             "error_handling": "Stop on error"}},
         "2": {"class_type": "BatchImageSaver", "inputs": {
             "images": ["1", 0], "output_directory": "mem", "filename": ["1", 2]}},
-    }
-    client.queue_prompt(prompt)
+    })
     while True:
         done = len(set(client.history()) - before)
         samples.append((done, rss_mb(server.process.pid)))
@@ -133,63 +165,86 @@ def memory_run(server: ComfyServer, client: ComfyClient) -> dict:
             "max_rss_mb": max(mb for _, mb in samples)}
 
 
+def measure_set(server: ComfyServer, client: ComfyClient, label: str, kind: str, size: int, count: int) -> list[dict]:
+    subdir = f"{kind}{size}"
+    paths = make_folder(server.input_dir / subdir, kind, size, count, seed=size)
+    core_sets = [core_names(server, paths, subdir, r) for r in range(ROUNDS * len(SINKS))]
+    time.sleep(2.1)  # files older than the prefetch's racy window, as in any real folder
+    rows = []
+    for s, sink in enumerate(SINKS):
+        floor, core, pack, pack_gaps, core_gaps, pack_exec = [], [], [], [], [], []
+        cpu: dict[str, list[float]] = {"core": [], "pack": []}
+        for r in range(ROUNDS):
+            order = ("floor", "core", "pack") if r % 2 == 0 else ("pack", "core", "floor")
+            for who in order:
+                tag = f"{who}_{subdir}_{sink}{r}"
+                assert server.process is not None
+                cpu_before = cpu_s(server.process.pid)
+                if who == "floor":
+                    floor.append(run_floor(paths))
+                elif who == "core":
+                    spans = run_core(client, core_sets[s * ROUNDS + r], sink, tag)
+                    core.append(per_image_s(spans))
+                    core_gaps += gaps_ms(spans)
+                else:
+                    spans = run_pack(client, server.input_dir / subdir, sink, tag)
+                    assert len(spans) == count, f"the pack ran {len(spans)} prompts for {count} images"
+                    pack.append(per_image_s(spans))
+                    pack_gaps += gaps_ms(spans)
+                    pack_exec += [b - a for a, b in spans]
+                if who != "floor":
+                    cpu[who].append((cpu_s(server.process.pid) - cpu_before) / count)
+        row = {"set": label, "sink": sink, "images": count,
+               "floor_s": statistics.median(floor), "core_s": statistics.median(core),
+               "pack_s": statistics.median(pack),
+               "pack_over_floor_runs": [p / f for p, f in zip(pack, floor, strict=True)],
+               "pack_over_core_runs": [p / c for p, c in zip(pack, core, strict=True)],
+               "pack_gap_median_ms": statistics.median(pack_gaps),
+               "core_gap_median_ms": statistics.median(core_gaps),
+               "pack_prompt_median_ms": statistics.median(pack_exec),
+               "core_cpu_s": statistics.median(cpu["core"]), "pack_cpu_s": statistics.median(cpu["pack"])}
+        row["pack_over_floor"] = row["pack_s"] / row["floor_s"]
+        row["pack_over_core"] = row["pack_s"] / row["core_s"]
+        rows.append(row)
+    return rows
+
+
+def print_rows(version: str, rows: list[dict]) -> None:
+    print(f"\nComfyUI {version} on CPU: seconds per image, median of {ROUNDS} interleaved rounds "
+          "(ratios of each round in brackets)")
+    print("| images | sink | floor | core | pack | pack / floor | pack / core | pack gap / prompt | core gap "
+          "| server CPU per image, core / pack |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        spread_f = ", ".join(f"{x:.2f}" for x in r["pack_over_floor_runs"])
+        spread_c = ", ".join(f"{x:.2f}" for x in r["pack_over_core_runs"])
+        print(f"| {r['images']} x {r['set']} | {r['sink']} | {r['floor_s'] * 1000:.1f} ms | "
+              f"{r['core_s'] * 1000:.1f} ms | {r['pack_s'] * 1000:.1f} ms | **{r['pack_over_floor']:.2f}** "
+              f"({spread_f}) | **{r['pack_over_core']:.2f}** ({spread_c}) | "
+              f"{r['pack_gap_median_ms']:.1f} / {r['pack_prompt_median_ms']:.1f} ms | "
+              f"{r['core_gap_median_ms']:.1f} ms | {r['core_cpu_s'] * 1000:.1f} / {r['pack_cpu_s'] * 1000:.1f} ms |")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = ComfyServer(Path(tmp) / "base", with_fixture_pack=True).start()
         client = ComfyClient(server.url, str(uuid.uuid4()))
         try:
-            sets = {
-                "30 x 1024x1024 PNG": ("big", make_folder(server.input_dir / "big", 30, 1024, 1), 1024),
-                "100 x 256x256 PNG": ("small", make_folder(server.input_dir / "small", 100, 256, 2), 256),
-            }
+            version = str(client.get("/system_stats")["system"].get("comfyui_version", "unknown"))
             rows = []
-            for label, (subdir, names, size) in sets.items():
-                ours_runs, core_runs, all_gaps, ours_exec, core_exec, free_runs = [], [], [], [], [], []
-                for r in range(ROUNDS):
-                    # Alternate who goes first: ComfyUI runs gc.collect() (~0.3 s here) after a prompt
-                    # when 10 s have passed since the last one, which lands on whoever starts a round.
-                    for who in (("ours", "core", "free") if r % 2 == 0 else ("free", "core", "ours")):
-                        if who == "ours":
-                            spans, n = run_ours(client, server.input_dir / subdir, f"{subdir}{r}")
-                            assert n == len(names), f"ours ran {n} prompts for {len(names)} images"
-                            ours_runs.append(per_image_s(spans))
-                            all_gaps += gaps_ms(spans)
-                            ours_exec += [b - a for a, b in spans]
-                        elif who == "free":
-                            spans, n = run_free(client, len(names), size, f"{subdir}{r}")
-                            free_runs.append(per_image_s(spans))
-                        else:
-                            spans, n = run_core(client, subdir, names, f"{subdir}{r}")
-                            core_runs.append(per_image_s(spans))
-                            core_exec += [b - a for a, b in spans]
-                            core_gaps = gaps_ms(spans)
-                ours, core = statistics.median(ours_runs), statistics.median(core_runs)
-                free = statistics.median(free_runs)
-                rows.append({"set": label, "ours_s_per_image": ours, "core_s_per_image": core,
-                             "ratio": ours / core, "free_loader_ratio": free / core,
-                             "gap_median_ms": statistics.median(all_gaps),
-                             "gap_p95_ms": sorted(all_gaps)[int(len(all_gaps) * 0.95) - 1],
-                             "gap_max_ms": max(all_gaps),
-                             "ours_prompt_median_ms": statistics.median(ours_exec),
-                             "core_prompt_median_ms": statistics.median(core_exec),
-                             "core_gap_median_ms": statistics.median(core_gaps),
-                             "core_gap_max_ms": max(core_gaps)})
-            memory = memory_run(server, client)
+            for label, kind, size, count in SETS:
+                if ONLY and ONLY not in label:
+                    continue
+                rows += measure_set(server, client, label, kind, size, count)
+            memory = memory_run(server, client) if MEMORY_IMAGES else None
         finally:
             server.stop()
-    print(f"\nEnd to end in a real ComfyUI on CPU (median of {ROUNDS} rounds, alternating who goes first)")
-    print("| images | core LoadImage, s/image | ours, s/image | ours / core | our gap median / p95 / max | "
-          "one prompt, core / ours | core's gap median / max | a free loader / core |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['set']} | {r['core_s_per_image']:.4f} | {r['ours_s_per_image']:.4f} | {r['ratio']:.2f} | "
-              f"{r['gap_median_ms']:.0f} / {r['gap_p95_ms']:.0f} / {r['gap_max_ms']:.0f} ms | "
-              f"{r['core_prompt_median_ms']:.0f} / {r['ours_prompt_median_ms']:.0f} ms | "
-              f"{r['core_gap_median_ms']:.0f} / {r['core_gap_max_ms']:.0f} ms | {r['free_loader_ratio']:.2f} |")
-    print(f"\nServer memory over a {memory['images']}-image batch (64x64 PNGs, loader -> Batch Image Saver): "
-          f"RSS {memory['rss_at_10%_mb']:.0f} MiB at 10%, {memory['rss_at_end_mb']:.0f} MiB at the end, "
-          f"max {memory['max_rss_mb']:.0f} MiB")
-    write_results("e2e", {"rows": rows, "memory": memory})
+    print_rows(version, rows)
+    if memory:
+        print(f"\nServer memory over a {memory['images']}-image batch (64x64 PNGs, loader -> Batch Image Saver): "
+              f"RSS {memory['rss_at_10%_mb']:.0f} MiB at 10%, {memory['rss_at_end_mb']:.0f} MiB at the end, "
+              f"max {memory['max_rss_mb']:.0f} MiB")
+    write_results(f"e2e-{version}", {"version": version, "rows": rows, "memory": memory})
 
 
 if __name__ == "__main__":

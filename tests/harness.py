@@ -50,6 +50,8 @@ class ComfyServer:
         python: str = sys.executable,
         name: str = "comfyui",
         env: dict[str, str] | None = None,
+        front_end_root: str | None = None,
+        cpu: bool = True,
     ) -> None:
         self.comfyui_dir = Path(comfyui_dir or default_comfyui_dir())
         if not (self.comfyui_dir / "main.py").is_file():
@@ -62,6 +64,9 @@ class ComfyServer:
         self.listen = listen
         self.extra_args = extra_args
         self.python = python
+        self.cpu = cpu  # False: ComfyUI picks its device itself (bench/bench_gpu.py adds --gpu-only)
+        # scripts/test.sh sets BIP_FRONT_END_ROOT to serve another frontend build (the newest).
+        self.front_end_root = front_end_root or os.environ.get("BIP_FRONT_END_ROOT") or None
         # Several servers may share one base directory (one install, one server per GPU): each
         # gets its own log.
         self.log_path = self.base_dir / f"{name}.log"
@@ -99,10 +104,12 @@ class ComfyServer:
 
     def start(self, timeout: float = 180.0) -> ComfyServer:
         cmd = [
-            self.python, "main.py", "--cpu", "--disable-auto-launch",
+            self.python, "main.py", *(["--cpu"] if self.cpu else []), "--disable-auto-launch",
             "--port", str(self.port), "--base-directory", str(self.base_dir),
         ]
         cmd += ["--listen"] if self.listen == "" else ["--listen", self.listen]
+        if self.front_end_root:
+            cmd += ["--front-end-root", self.front_end_root]
         cmd += list(self.extra_args)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(

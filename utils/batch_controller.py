@@ -32,7 +32,7 @@ from .batch_registry import BatchRegistry
 from .batch_state import BatchSettings, StateStore
 from .image_decode import DecodeError
 from .image_picking import BatchError, pick_image
-from .prefetch import Prefetcher, PreparedImage, prepare
+from .prefetch import PREFETCH_AHEAD, Prefetcher, PreparedImage, prepare
 from .prompt_runs import CONTINUE, LoadedImage, LoaderRun
 from .queue_requests import batches_to_stop
 from .shared_batch import STOP_ALL, JobGoneError, JobStoppedError, SharedFolderError, stop_from
@@ -150,9 +150,10 @@ class BatchController:
         return batch
 
     def _prefetch_after(self, batch: Batch, index: int) -> None:
-        if batch.shared is None and index + 1 < len(batch.entries):  # shared: the next image is unknown
-            path = batch.full_path(index + 1)
-            self._prefetcher.schedule(batch.key, index + 1, path, *self._target)
+        if batch.shared is not None:
+            return  # shared: which image this server takes next is not known yet
+        for ahead in range(index + 1, min(index + 1 + PREFETCH_AHEAD, len(batch.entries))):
+            self._prefetcher.schedule(batch.key, ahead, batch.full_path(ahead), *self._target)
 
     # ----- steering: the queue, the routes ----------------------------------------------------
     def on_queue_request(self, kind: str, body: dict) -> None:

@@ -1,15 +1,20 @@
 """Decode the next image of a batch while the workflow still works on the current one.
 
-One image ahead per batch, on one background thread: memory stays bounded, and the next
-run of the loader usually finds its image ready. A prefetched image is used only if it is
-the image asked for and its file has not changed since it was read; otherwise it is thrown
-away and decoded again, so a stale image can never come out.
+One image ahead per batch, on one background thread: memory stays bounded, and the next run
+of the loader finds its IMAGE and MASK finished (decoded, converted, on ComfyUI's device and
+dtype), so all it does is hand them over, and the decode overlaps ComfyUI's own per-prompt
+work. A prefetched image is used only if it is the image asked for and its file is unchanged
+by any means since it was read (see file_signature); otherwise it is thrown away and decoded
+again, so a stale image can never come out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +23,21 @@ from typing import Any
 import torch
 
 from .image_decode import DecodedImage, decode_image, to_tensors
+
+# A change inside the file system's timestamp granularity can leave every stat field equal (a
+# rewrite in the same clock tick). As git does for its index ("racy git"), a file whose
+# change time is this close to the moment it was looked at is not trusted: decoded again.
+# 2 s covers the coarsest common timestamps (FAT, SMB); Linux ticks are <= 10 ms.
+RACY_WINDOW_NS = 2_000_000_000
+# How many images ahead of the one being processed the loader has decoded: two, so that both
+# cores of a small machine decode while ComfyUI runs the current prompt.
+PREFETCH_AHEAD = 2
+# The prefetch threads run at this nice level (Linux): decoding ahead must never slow ComfyUI's
+# own threads (the prompt worker, the server answering the next POST), only use what they leave.
+PREFETCH_NICE = 10
+# Windows' st_ctime is the creation time, not the change time: an in-place rewrite that puts the
+# old mtime back leaves every stat field as it was. There the content is compared too.
+_CONTENT_CHECK = os.name == "nt"
 
 
 @dataclass
@@ -29,76 +49,133 @@ class PreparedImage:
     _target: tuple[str, Any] | None = None
 
     def tensors(self, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-        target = (str(device), dtype)
+        target = (str(torch.device(device)), dtype)
         if self._tensors is None or self._target != target:
             self._tensors, self._target = to_tensors(self.decoded, device, dtype), target
         return self._tensors
 
 
-def file_signature(path: str) -> tuple[int, int] | None:
+Signature = tuple[Any, ...]
+
+
+def _digest(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return hashlib.blake2b(fh.read(), digest_size=16).digest()
+
+
+def file_signature(path: str) -> Signature | None:
+    """What identifies this version of the file: device, inode, size, mtime and change time.
+
+    Replacing the file in any way changes one of them: a rename over it (rsync, most editors and
+    savers) a new inode; an in-place rewrite, even one that restores size and mtime (cp -p,
+    touch -r), the change time, which no program can set. None when the file cannot be
+    stat'ed, or when its change time is too recent to tell a later change in the same tick.
+    """
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return st.st_mtime_ns, st.st_size
+    if st.st_ctime_ns >= time.time_ns() - RACY_WINDOW_NS:
+        return None
+    signature: Signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if _CONTENT_CHECK:
+        try:
+            signature += (_digest(path),)
+        except OSError:
+            return None
+    return signature
+
+
+def _lower_priority() -> None:
+    """Nice the calling thread only (Linux treats a thread id as a process id here)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREFETCH_NICE)
+        except OSError:
+            pass
 
 
 def prepare(path: str, device: Any = None, dtype: torch.dtype | None = None) -> PreparedImage:
-    """Decode path; convert to tensors too when the target is the CPU (cheap to hold)."""
+    """Decode path and build its tensors for the target (CPU float32 when none is given)."""
     prepared = PreparedImage(decode_image(path))
-    if device is not None and torch.device(device).type == "cpu":
-        prepared.tensors(device, dtype or torch.float32)
+    prepared.tensors(device if device is not None else "cpu", dtype or torch.float32)
     return prepared
 
 
 @dataclass
 class _Pending:
-    index: int
     path: str
-    signature: tuple[int, int] | None
+    target: tuple[Any, Any]
+    signature: Signature
     future: Future
 
 
 class Prefetcher:
-    """At most one image ahead per batch key; thread-safe."""
+    """Up to `depth` images ahead per batch key, decoded by as many threads; thread-safe.
 
-    def __init__(self, prepare_fn: Callable[..., PreparedImage] = prepare) -> None:
+    The caller schedules the images it will ask for next (one or more indices ahead of the one
+    it just took); each is decoded once and handed over once. Two threads let the two cores of a
+    small machine decode two images at once while ComfyUI runs the current prompt.
+    """
+
+    def __init__(self, prepare_fn: Callable[..., PreparedImage] = prepare, depth: int = PREFETCH_AHEAD) -> None:
         self._prepare = prepare_fn
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-prefetch")
-        self._pending: dict[str, _Pending] = {}
+        self._depth = max(1, depth)
+        self._executor = ThreadPoolExecutor(
+            max_workers=self._depth, thread_name_prefix="batch-prefetch", initializer=_lower_priority
+        )
+        self._pending: dict[str, dict[int, _Pending]] = {}
         self._lock = threading.Lock()
 
     def schedule(self, key: str, index: int, path: str, device: Any = None, dtype: Any = None) -> None:
-        """Start decoding image index of batch key (replacing whatever was prefetched for it)."""
-        signature = file_signature(path)
-        future = self._executor.submit(self._prepare, path, device, dtype)
+        """Start decoding image index of batch key, unless it is already on its way.
+
+        Images of the key more than `depth` - 1 places behind index are dropped, so at most
+        `depth` are held per key. A file that cannot be trusted to be unchanged later (see
+        file_signature) is not prefetched: take() would throw the result away anyway.
+        """
+        signature = file_signature(path)  # before the read: any later change shows at take()
+        target = (device, dtype)
         with self._lock:
-            old = self._pending.pop(key, None)
-            self._pending[key] = _Pending(index, path, signature, future)
-        if old is not None:
+            slots = self._pending.setdefault(key, {})
+            same = slots.get(index)
+            if same is not None and (same.path, same.target, same.signature) == (path, target, signature):
+                return
+            dropped = [slots.pop(i) for i in list(slots) if i == index or i <= index - self._depth]
+            if signature is not None:
+                future = self._executor.submit(self._prepare, path, device, dtype)
+                slots[index] = _Pending(path, target, signature, future)
+            if not slots:
+                del self._pending[key]
+        for old in dropped:
             old.future.cancel()
 
     def take(self, key: str, index: int, path: str) -> PreparedImage | None:
         """The prefetched image if it is this one and still current, else None (decode it yourself).
 
-        A decode error of a still-current file is raised here, as a direct decode would.
+        Images of the key behind index are dropped; those ahead stay. A decode error of a
+        still-current file is raised here, as a direct decode would.
         """
         with self._lock:
-            pending = self._pending.pop(key, None)
-        if pending is None or pending.index != index or pending.path != path:
-            if pending is not None:
-                pending.future.cancel()
+            slots = self._pending.get(key, {})
+            pending = slots.pop(index, None)
+            dropped = [slots.pop(i) for i in list(slots) if i < index]
+            if not slots:
+                self._pending.pop(key, None)
+        for old in dropped:
+            old.future.cancel()
+        if pending is None:
             return None
-        if pending.signature is None or file_signature(path) != pending.signature:
+        if pending.path != path or file_signature(path) != pending.signature:
             pending.future.cancel()
             return None
         return pending.future.result()
 
     def discard(self, key: str) -> None:
         with self._lock:
-            pending = self._pending.pop(key, None)
-        if pending is not None:
-            pending.future.cancel()
+            slots = self._pending.pop(key, {})
+        for old in slots.values():
+            old.future.cancel()
 
     def pending_keys(self) -> list[str]:
         with self._lock:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import run_summary
 from harness import ComfyClient, ComfyServer
 
 
@@ -26,8 +27,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
     server = ComfyServer(tmp_path_factory.mktemp("comfy-base"), with_fixture_pack=True).start()
+    version, frontend = comfyui_version(server), run_summary.frontend_label()
+    run_summary.SERVERS.append(f"ComfyUI {version} + frontend {frontend}")
     SERVERS_SEEN.append(
-        f"end-to-end tests ran against a real ComfyUI {comfyui_version(server)} (CPU) from {server.comfyui_dir}"
+        f"end-to-end tests ran against a real ComfyUI {version} (CPU) with frontend {frontend} "
+        f"from {server.comfyui_dir}"
     )
     try:
         yield server

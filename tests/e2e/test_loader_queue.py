@@ -8,8 +8,8 @@ from pathlib import Path
 
 import imagefiles as img
 from harness import ComfyClient
-from helpers import batch_runs, is_processing, png_workflow, saved_names
-from workflows import loader_to_saveimage
+from helpers import batch_runs, batch_status, is_processing, png_workflow, saved_names
+from workflows import loader_to_saveimage, loader_to_saver
 
 NATURAL_NAMES = ["img1.png", "img2.jpg", "IMG3.webp", "img10.bmp", "img11.tif", "img20.gif", "img100.tiff"]
 
@@ -64,6 +64,7 @@ def test_cancel_stops_the_batch_with_nothing_left_in_queue(
     for i in range(6):
         img.write_solid(input_folder / f"c{i}.png", (i, 0, 0))
     client.queue_prompt(loader_to_saveimage(str(input_folder), test_name, sleep=1.0))
+    # Cancel while the second image runs (its 1 s wait): the end of a prompt is the next test's case.
     client.wait_for(lambda: is_processing(client, input_folder, "c1.png"), timeout=60, what="second image running")
     client.interrupt()
     client.wait_idle()
@@ -79,6 +80,37 @@ def test_cancel_stops_the_batch_with_nothing_left_in_queue(
     client.queue_prompt(loader_to_saveimage(str(input_folder), test_name))
     client.wait_idle()
     assert saved_names(output_folder) == [f"c{i}" for i in range(6)]
+
+
+def test_cancel_after_the_last_node_of_an_image_stops_the_batch_after_it(
+    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str
+) -> None:
+    """A Cancel that lands after the prompt's last node: ComfyUI finishes that image as a success
+    and forgets the request when the next prompt starts. The batch must still stop (0.33 spends
+    longer after the last node, so users hit this there)."""
+    for i in range(4):
+        img.write_solid(input_folder / f"e{i}.png", (0, 0, i))
+    prompt = loader_to_saver(str(input_folder), str(output_folder))
+    prompt["20"] = {"class_type": "BIPTestCancelAtEnd",  # after the saver: its input is the saver's output
+                    "inputs": {"images": ["3", 0], "name": ["1", 2], "cancel_if_contains": "e1"}}
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    time.sleep(0.5)
+
+    def saved() -> list[str]:
+        return sorted(p.stem for p in output_folder.glob("*.png"))
+
+    assert saved() == ["e0", "e1"], "the cancelled image finished, nothing ran after it"
+    q = client.queue()
+    assert q["queue_running"] == [] and q["queue_pending"] == []
+    assert batch_status(client, input_folder)[0]["state"] == "stopped"
+
+    # Continue picks up after the finished image: every image exactly once.
+    prompt["20"]["inputs"]["cancel_if_contains"] = ""
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    assert saved() == ["e0", "e1", "e2", "e3"]
+    assert len(list(output_folder.glob("*"))) == 4
 
 
 def test_reset_starts_over_but_continuations_do_not_reset(

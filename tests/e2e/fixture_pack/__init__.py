@@ -62,5 +62,48 @@ class BIPTestNoiseImage:
         return (self._cache[size],)
 
 
+class BIPTestCancelAtEnd:
+    """Presses Cancel (a bare interrupt, as POST /interrupt does) as the last node of a prompt whose
+    name matches: the race where Cancel lands after the last node's check, made deterministic."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "name": ("STRING", {"default": ""}),
+                             "cancel_if_contains": ("STRING", {"default": ""})}}
+
+    def run(self, images, name, cancel_if_contains):
+        import nodes
+
+        if cancel_if_contains and cancel_if_contains in name:
+            nodes.interrupt_processing()
+        return {}
+
+
+class BIPTestNullSink:
+    """An output node that only reads the IMAGE's shape (and where it lives): the benchmarks'
+    null workflow, so a run costs the loader plus ComfyUI's own per-prompt work."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",)}, "optional": {"mask": ("MASK",)}}
+
+    def run(self, images, mask=None):
+        info = {"shape": [list(images.shape)], "device": [str(images.device)], "dtype": [str(images.dtype)]}
+        if mask is not None:
+            info.update(mask_shape=[list(mask.shape)], mask_device=[str(mask.device)], mask_dtype=[str(mask.dtype)])
+        return {"ui": info}
+
+
 NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestSleep": BIPTestSleep,
-                       "BIPTestNoiseImage": BIPTestNoiseImage}
+                       "BIPTestNoiseImage": BIPTestNoiseImage, "BIPTestNullSink": BIPTestNullSink,
+                       "BIPTestCancelAtEnd": BIPTestCancelAtEnd}
