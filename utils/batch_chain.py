@@ -12,7 +12,7 @@ import uuid
 
 from . import comfy_bridge as bridge
 from . import log
-from .batch import COMPLETE, QUEUED, RUNNING, STOP_REMOVED, STOPPED, Batch
+from .batch import COMPLETE, QUEUED, RUNNING, STOP_CANCEL, STOP_REMOVED, STOPPED, Batch
 from .batch_events import BatchEvents
 from .batch_registry import BatchRegistry
 from .prefetch import Prefetcher
@@ -60,6 +60,9 @@ class BatchChain:
             run = self.prompts.pop(prompt_id, None)
             if run is None:
                 return
+            if outcome == "success" and run.loaders and bridge.interrupt_pending():
+                for lr in run.loaders:  # Cancel came after the last node: the image is done, then stop
+                    lr.batch.request_stop(STOP_CANCEL)
             try:
                 follow_up = self._after_prompt(run, outcome, message)
             except Exception:  # never leave a batch hanging in "running"

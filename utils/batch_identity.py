@@ -2,7 +2,8 @@
 
 The browser embeds the workflow in every prompt (`extra_pnginfo.workflow`), with an `id` the
 frontend keeps with the workflow (saved in its file, kept by Save As and by a template opened
-twice; the pack's web extension gives each open tab its own id when two tabs share one). So:
+twice). When two open tabs share one, the pack's web extension gives the tab being queued an id
+of its own in the workflow's `extra`, which wins. So:
 - a workflow from the browser is identified by that id: pressing Queue again on it, after a
   seed or any other widget changed, is the same batch;
 - an API prompt without a workflow is identified by the shape of its graph: node ids, their
@@ -16,14 +17,20 @@ import hashlib
 import json
 from typing import Any
 
+# Where the web extension keeps a workflow's own id when two open tabs share one graph id (newer
+# frontends refuse to change the id of a graph that has nodes).
+TAB_ID_KEY = "batch_image_processing_id"
+
 
 def workflow_identity(extra_pnginfo: Any, prompt: Any) -> str:
     """A short, stable id of the workflow a prompt came from."""
     workflow = extra_pnginfo.get("workflow") if isinstance(extra_pnginfo, dict) else None
     if isinstance(workflow, dict):
-        wid = workflow.get("id")
-        if isinstance(wid, str) and wid.strip():
-            return wid.strip()
+        extra = workflow.get("extra")
+        own = extra.get(TAB_ID_KEY) if isinstance(extra, dict) else None
+        for wid in (own, workflow.get("id")):
+            if isinstance(wid, str) and wid.strip():
+                return wid.strip()
     return "api-" + graph_shape_digest(prompt)
 
 

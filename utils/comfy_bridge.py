@@ -94,6 +94,16 @@ def finished_status(prompt_id: str) -> Any:
     return found[prompt_id] if prompt_id in found else NOT_FINISHED
 
 
+def interrupt_pending() -> bool:
+    """True while an interrupt is set that no node has taken: one that came after the prompt's
+    last node checked for it. ComfyUI finishes that prompt as a success and clears the flag when
+    the next prompt starts. (A Cancel over HTTP is seen by the queue hooks; this catches one
+    made inside the process, e.g. by another extension.)"""
+    import comfy.model_management as mm
+
+    return bool(mm.processing_interrupted())
+
+
 def delete_pending(prompt_id: str) -> bool:
     return bool(_queue().delete_queue_item(lambda item: item[1] == prompt_id))
 

@@ -132,9 +132,16 @@ function findLoader(nodeId) {
   return loaders().find((node) => String(node.id) === String(nodeId));
 }
 
+// Which workflow this tab is, as the server tells batches apart: the id the pack gave the tab
+// (kept in the workflow's "extra", so it is saved with it) or else the frontend's own graph id.
+const WORKFLOW_ID_KEY = "batch_image_processing_id";
+
+function workflowIdOf(state) {
+  return state?.extra?.[WORKFLOW_ID_KEY] ?? state?.id ?? null;
+}
+
 function workflowId() {
-  // The id the frontend keeps with the open workflow; the server tells batches apart by it.
-  return (app.rootGraph ?? app.graph)?.id ?? null;
+  return workflowIdOf(app.rootGraph ?? app.graph);
 }
 
 function isThisWorkflow(info) {
@@ -147,16 +154,19 @@ function openWorkflowIds() {
   const active = store?.activeWorkflow;
   return (store?.openWorkflows ?? [])
     .filter((wf) => wf !== active)
-    .map((wf) => wf.activeState?.id ?? wf.changeTracker?.activeState?.id)
+    .map((wf) => workflowIdOf(wf.activeState ?? wf.changeTracker?.activeState))
     .filter(Boolean);
 }
 
 function giveThisTabItsOwnWorkflowId() {
   // Two tabs opened from one template (or a workflow and its Save As copy, both open) carry the
-  // same id; each is a batch of its own, so the tab being queued gets a fresh id.
+  // same graph id, which newer frontends do not let anyone change: the tab being queued gets an
+  // id of its own in the workflow's extra data, saved with it, so each tab is a batch of its own.
   const graph = app.rootGraph ?? app.graph;
-  if (graph?.id && openWorkflowIds().includes(graph.id) && globalThis.crypto?.randomUUID) {
-    graph.id = crypto.randomUUID();
+  const id = workflowId();
+  if (graph && id && openWorkflowIds().includes(id) && globalThis.crypto?.randomUUID) {
+    graph.extra = graph.extra ?? {};
+    graph.extra[WORKFLOW_ID_KEY] = crypto.randomUUID();
   }
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 @pytest.fixture
 def test_name(request: pytest.FixtureRequest) -> str:
-    return re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)[:60]
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)
+    if len(name) <= 60:
+        return name
+    # Cut, but keep parametrized variants apart: the end of a long name is where they differ.
+    return f"{name[:51]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import imagefiles as img
+import pytest
 from harness import ComfyClient
 from helpers import batch_runs, batch_status, is_processing, png_workflow, saved_names
 from workflows import loader_to_saveimage, loader_to_saver
@@ -82,8 +83,9 @@ def test_cancel_stops_the_batch_with_nothing_left_in_queue(
     assert saved_names(output_folder) == [f"c{i}" for i in range(6)]
 
 
+@pytest.mark.parametrize("via", ["http", "process"])
 def test_cancel_after_the_last_node_of_an_image_stops_the_batch_after_it(
-    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str
+    client: ComfyClient, input_folder: Path, output_folder: Path, test_name: str, via: str
 ) -> None:
     """A Cancel that lands after the prompt's last node: ComfyUI finishes that image as a success
     and forgets the request when the next prompt starts. The batch must still stop (0.33 spends
@@ -92,7 +94,7 @@ def test_cancel_after_the_last_node_of_an_image_stops_the_batch_after_it(
         img.write_solid(input_folder / f"e{i}.png", (0, 0, i))
     prompt = loader_to_saver(str(input_folder), str(output_folder))
     prompt["20"] = {"class_type": "BIPTestCancelAtEnd",  # after the saver: its input is the saver's output
-                    "inputs": {"images": ["3", 0], "name": ["1", 2], "cancel_if_contains": "e1"}}
+                    "inputs": {"images": ["3", 0], "name": ["1", 2], "cancel_if_contains": "e1", "via": via}}
     client.queue_prompt(prompt)
     client.wait_idle()
     time.sleep(0.5)

@@ -113,6 +113,8 @@ def test_workflow_identity() -> None:
     reseeded = {"1": prompt["1"], "2": {"class_type": "KSampler", "inputs": {"seed": 2, "model": ["1", 0]}}}
     rewired = {"1": prompt["1"], "2": {"class_type": "KSampler", "inputs": {"seed": 1, "model": ["1", 1]}}}
     assert workflow_identity({"workflow": {"id": "abc"}}, prompt) == "abc"
+    own = {"workflow": {"id": "abc", "extra": {"batch_image_processing_id": "tab-2"}}}
+    assert workflow_identity(own, prompt) == "tab-2"
     assert workflow_identity(None, prompt) == workflow_identity({"workflow": {}}, reseeded)
     assert workflow_identity(None, prompt) != workflow_identity(None, rewired)
     assert workflow_identity("junk", None).startswith("api-")

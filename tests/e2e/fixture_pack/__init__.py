@@ -63,8 +63,10 @@ class BIPTestNoiseImage:
 
 
 class BIPTestCancelAtEnd:
-    """Presses Cancel (a bare interrupt, as POST /interrupt does) as the last node of a prompt whose
-    name matches: the race where Cancel lands after the last node's check, made deterministic."""
+    """Presses Cancel as the last node of a prompt whose name matches: the race where Cancel lands
+    after the last node's check, made deterministic. via "http": POST /interrupt to this server,
+    as the browser's Cancel does; "process": nodes.interrupt_processing() in the process, as
+    another extension could."""
 
     CATEGORY = "testing"
     RETURN_TYPES = ()
@@ -74,13 +76,24 @@ class BIPTestCancelAtEnd:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"images": ("IMAGE",), "name": ("STRING", {"default": ""}),
-                             "cancel_if_contains": ("STRING", {"default": ""})}}
+                             "cancel_if_contains": ("STRING", {"default": ""}),
+                             "via": (["http", "process"], {"default": "http"})}}
 
-    def run(self, images, name, cancel_if_contains):
-        import nodes
+    def run(self, images, name, cancel_if_contains, via="http"):
+        if not (cancel_if_contains and cancel_if_contains in name):
+            return {}
+        if via == "process":
+            import nodes
 
-        if cancel_if_contains and cancel_if_contains in name:
             nodes.interrupt_processing()
+            return {}
+        import urllib.request
+
+        from server import PromptServer
+
+        url = f"http://127.0.0.1:{PromptServer.instance.port}/interrupt"
+        request = urllib.request.Request(url, data=b"{}", method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=10).read()
         return {}
 
 
