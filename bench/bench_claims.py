@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import write_results  # first: puts tests/ on the path
+from bench_common import per_call_ms, write_results  # first: puts tests/ on the path
 from claim_workers import ImageEntry, SharedJob, claim_all, no_listing  # the pack's utils, without torch
 
 IMAGES = int(os.environ.get("BENCH_CLAIM_IMAGES", "2000"))
@@ -49,15 +49,6 @@ def throughput(root: Path, name: str, processes: int) -> float:
     return IMAGES / elapsed
 
 
-def ms(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 def claim_costs(root: Path) -> dict[str, float]:
     folder = new_pass(root, "big", BIG)
     a, b = SharedJob(folder, lease_s=LEASE_S), SharedJob(folder, lease_s=LEASE_S)
@@ -69,7 +60,7 @@ def claim_costs(root: Path) -> dict[str, float]:
         claim = a.claim_next()
         a.complete(claim.index, "done")
 
-    rows["claim_next + complete, one server, ms"] = ms(alone, 500)
+    rows["claim_next + complete, one server, ms"] = per_call_ms(alone, 500)
     start = time.perf_counter()
     claim = a.claim_next()
     rows["claim_next alone, ms"] = (time.perf_counter() - start) * 1000
@@ -81,7 +72,7 @@ def claim_costs(root: Path) -> dict[str, float]:
         a.complete(claim.index, "done")
         b.complete(held.index, "done")
 
-    rows["two servers alternating, per image pair, ms"] = ms(behind, 500)
+    rows["two servers alternating, per image pair, ms"] = per_call_ms(behind, 500)
     for _ in range(BIG * 9 // 10 - 2 * 500 - 501):
         alone()
     joiner = SharedJob(folder, lease_s=LEASE_S)
@@ -92,9 +83,9 @@ def claim_costs(root: Path) -> dict[str, float]:
     claim = joiner.claim_next()
     rows["late joiner: first claim_next (lists done/ once), ms"] = (time.perf_counter() - start) * 1000
     joiner.complete(claim.index, "done")
-    rows["late joiner: next claim_next + complete, ms"] = ms(
+    rows["late joiner: next claim_next + complete, ms"] = per_call_ms(
         lambda: joiner.complete(joiner.claim_next().index, "done"), 200)
-    rows[f"progress() at {a.progress()['done']} done of {BIG}, ms"] = ms(a.progress, 20)
+    rows[f"progress() at {a.progress()['done']} done of {BIG}, ms"] = per_call_ms(a.progress, 20)
     for job in (a, b, joiner):
         job.close()
     return rows

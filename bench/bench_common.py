@@ -6,8 +6,10 @@ from __future__ import annotations
 import importlib
 import json
 import platform
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -24,6 +26,16 @@ def load_pack() -> ModuleType:
     for sub in ("utils.image_decode", "utils.file_listing", "utils.batch_state"):
         importlib.import_module(f"{packload.PACKAGE}.{sub}")
     return module
+
+
+def per_call_ms(fn: Callable[[], object], runs: int) -> float:
+    """Median milliseconds of one call of fn over runs calls."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
 
 
 def write_results(kind: str, rows: object) -> Path:

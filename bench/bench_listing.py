@@ -11,26 +11,16 @@ Run: scripts/bench.sh listing   (BENCH_FILES=100000 by default)
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_common import load_pack, write_results  # first: puts tests/ on the path
+from bench_common import load_pack, per_call_ms, write_results  # first: puts tests/ on the path
 from harness import default_comfyui_dir
 
 N_FILES = int(os.environ.get("BENCH_FILES", "100000"))
 RUNS = 200
-
-
-def per_call_ms(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
