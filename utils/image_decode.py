@@ -1,9 +1,8 @@
 """Decode one image file into ComfyUI's IMAGE and MASK tensors, exactly as the user sees it.
 
-Pure: a path in, tensors out. EXIF orientation is applied, 8- and 16-bit sources keep their
-precision (16-bit is scaled by 65535, where core LoadImage clips it), transparency becomes a
-MASK (1 - alpha), and the compact integer pixels are moved to the target device before they
-are converted to float, so a GPU run moves a quarter of the bytes.
+Pure: a path in, compact pixels out (utils/image_tensors.py makes the tensors). EXIF orientation
+is applied, 8- and 16-bit sources keep their precision (16-bit is scaled by 65535, where core
+LoadImage clips it), and transparency is kept apart for the MASK (1 - alpha).
 """
 
 from __future__ import annotations
@@ -258,61 +257,3 @@ def _oriented(decoded: DecodedImage, orientation: int) -> DecodedImage:
     color = _orient(decoded.color, orientation)
     alpha = _orient(decoded.alpha, orientation) if decoded.alpha is not None else None
     return DecodedImage(color, alpha, decoded.scale)
-
-
-_NUMPY_FLOATS = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
-
-
-def _compact_tensor(arr: np.ndarray) -> torch.Tensor:
-    """Zero-copy tensor view of a host array in its compact dtype (uint8, uint16 or float32)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # read-only arrays: never written, only converted
-        if arr.dtype == np.uint16:
-            return torch.from_numpy(arr.view(np.int16)).view(torch.uint16)
-        return torch.from_numpy(arr)
-
-
-def _host_empty(shape: tuple[int, ...], dtype: torch.dtype, zero: bool = False) -> torch.Tensor | None:
-    """Host tensor allocated by numpy: its allocator asks Linux for huge pages, which makes
-    filling a fresh full-size float image about 3x faster than torch's allocator; np.zeros
-    gets pre-zeroed pages for free. None for dtypes numpy lacks (bfloat16)."""
-    np_dtype = _NUMPY_FLOATS.get(dtype)
-    if np_dtype is None:
-        return None
-    return torch.from_numpy((np.zeros if zero else np.empty)(shape, np_dtype))
-
-
-def _convert(
-    compact: torch.Tensor, scale: float, device: torch.device, dtype: torch.dtype, shape: tuple[int, ...]
-) -> torch.Tensor:
-    """Compact pixels -> float tensor of shape on device: moved first (a quarter of the bytes of
-    float32), then converted and scaled there in one write of the full-size result. A gray
-    source (one channel) is broadcast to RGB by the same write."""
-    source = compact if device.type == "cpu" else compact.to(device)
-    out = _host_empty(shape, dtype) if device.type == "cpu" else None
-    if out is None:
-        out = torch.empty(shape, dtype=dtype, device=device)
-    out.copy_(source.expand(shape))
-    return out.div_(scale) if scale != 1.0 else out
-
-
-def to_tensors(
-    decoded: DecodedImage,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """IMAGE [1,H,W,3] and MASK [1,H,W] (1 - alpha; zeros of the image's size without alpha)."""
-    device = torch.device(device)
-    color = decoded.color
-    if color.strides[-1] < 0 or color.strides[0] < 0 or color.strides[1] < 0:
-        color = np.ascontiguousarray(color)  # flipped by EXIF orientation: torch needs positive strides
-    shape = (1, decoded.height, decoded.width)
-    image = _convert(_compact_tensor(color), decoded.scale, device, dtype, (*shape[1:], 3)).unsqueeze(0)
-    if decoded.alpha is None:
-        mask = _host_empty(shape, dtype, zero=True) if device.type == "cpu" else None
-        if mask is None:
-            mask = torch.zeros(shape, dtype=dtype, device=device)
-        return image, mask
-    alpha = np.ascontiguousarray(decoded.alpha)
-    mask = _convert(_compact_tensor(alpha), decoded.scale, device, dtype, shape[1:])
-    return image, mask.neg_().add_(1.0).unsqueeze(0)
