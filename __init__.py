@@ -17,8 +17,8 @@ def _register_routes() -> None:
     server = sys.modules.get("server")
     instance = getattr(getattr(server, "PromptServer", None), "instance", None)
     if instance is not None:
-        from .utils.batch_controller import controller
-        from .utils.http_routes import register
+        from .utils.batch.controller import controller
+        from .utils.batch.http_routes import register
 
         register(instance.routes)
         controller().install_queue_hooks()

@@ -23,7 +23,7 @@ import packload  # noqa: E402
 def load_pack() -> ModuleType:
     """The pack as batch_image_processing, with the submodules the benchmarks call."""
     module = packload.load_pack()
-    for sub in ("utils.image_decode", "utils.image_tensors", "utils.file_listing", "utils.batch_state"):
+    for sub in ("utils.images.decode", "utils.images.tensors", "utils.file_listing", "utils.batch.state"):
         importlib.import_module(f"{packload.PACKAGE}.{sub}")
     return module
 

@@ -109,7 +109,7 @@ def host_alloc_mb(fn, path: Path) -> float:
 
 def main() -> None:
     pack = load_pack()
-    decode_image, to_tensors = pack.utils.image_decode.decode_image, pack.utils.image_tensors.to_tensors
+    decode_image, to_tensors = pack.utils.images.decode.decode_image, pack.utils.images.tensors.to_tensors
 
     def ours(path: Path):
         return to_tensors(decode_image(str(path)))

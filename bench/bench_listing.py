@@ -27,9 +27,9 @@ def main() -> None:
     sys.path.insert(0, str(default_comfyui_dir()))  # folder_paths, for the validation code path
     pack = load_pack()
     from batch_image_processing.nodes.batch_image_loader import folder_problem
-    from batch_image_processing.utils.batch import Batch
-    from batch_image_processing.utils.batch_controller import BatchController
-    from batch_image_processing.utils.batch_state import BatchSettings, StateStore
+    from batch_image_processing.utils.batch.batch import Batch
+    from batch_image_processing.utils.batch.controller import BatchController
+    from batch_image_processing.utils.batch.state import BatchSettings, StateStore
     from batch_image_processing.utils.file_listing import FileMatcher, list_images
 
     assert pack is not None

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from ..utils import comfy_bridge as bridge
-from ..utils.batch import BatchError
-from ..utils.batch_controller import controller
-from ..utils.batch_identity import workflow_identity
-from ..utils.batch_state import BatchSettings
+from ..utils.batch.batch import BatchError
+from ..utils.batch.controller import controller
+from ..utils.batch.identity import workflow_identity
+from ..utils.batch.prompt_runs import CONTINUE, RESET, SKIP_ON_ERROR, STOP_ON_ERROR
+from ..utils.batch.state import BatchSettings
+from ..utils.comfy import bridge
 from ..utils.file_listing import DEFAULT_CUSTOM_PATTERN, FILTER_PRESETS, SORT_MODES, FileMatcher, has_any_image
 from ..utils.paths import resolve_folder
-from ..utils.prompt_runs import CONTINUE, RESET, SKIP_ON_ERROR, STOP_ON_ERROR
 
 OUTPUTS = (
     ("IMAGE", "IMAGE", "The image, float RGB in 0..1, EXIF rotation applied."),

@@ -9,14 +9,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..utils import comfy_bridge as bridge
 from ..utils import log
-from ..utils.batch_controller import controller
-from ..utils.image_encode import encode, to_pixels, workflow_metadata
+from ..utils.batch.controller import controller
+from ..utils.comfy import bridge
+from ..utils.comfy.ui_preview import preview_entry
+from ..utils.images.encode import encode, to_pixels, workflow_metadata
 from ..utils.log import printable
 from ..utils.paths import FolderError, blocking_file, resolve_output_folder
-from ..utils.safe_write import ADD_NUMBER, OVERWRITE, OVERWRITE_MODES, write_atomically
-from ..utils.save_naming import (
+from ..utils.saving.naming import (
     DEFAULT_STEM,
     FILE_FORMATS,
     NamingError,
@@ -27,7 +27,7 @@ from ..utils.save_naming import (
     split_filename,
     target_path,
 )
-from ..utils.ui_preview import preview_entry
+from ..utils.saving.safe_write import ADD_NUMBER, OVERWRITE, OVERWRITE_MODES, write_atomically
 
 _numbers = NumberAllocator()
 
@@ -158,7 +158,7 @@ class BatchImageSaver:
     ) -> dict[str, Any]:
         root = _output_root(output_directory)
         stem, input_ext = split_filename(filename)
-        if stem:  # the loader's name for this input, unique within its batch (see utils/output_names.py)
+        if stem:  # the loader's name for this input, unique within its batch (see utils/saving/output_names.py)
             stem = controller().output_stem(relative_path or "", filename) or stem
         fmt, extension = output_format(file_format, input_ext)
         depth = 16 if bit_depth == "16" and fmt in ("png", "tiff") else 8

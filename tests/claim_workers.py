@@ -20,7 +20,7 @@ if PACKAGE not in sys.modules:
     assert _spec is not None
     sys.modules[PACKAGE] = importlib.util.module_from_spec(_spec)
 from batch_image_processing.utils.file_listing import ImageEntry
-from batch_image_processing.utils.shared_job import SharedJob
+from batch_image_processing.utils.shared_job.job import SharedJob
 
 __all__ = ["ImageEntry", "SharedJob", "claim_all", "hold_one", "no_listing", "run_process"]
 

@@ -91,7 +91,7 @@ function duration(totalSeconds) {
   return word("durationSeconds", { seconds });
 }
 
-// The status line, from the batch's numbers (utils/batch_status.py writes the same line in
+// The status line, from the batch's numbers (utils/batch/status.py writes the same line in
 // English as `text`, used here for any state this code does not know).
 function statusLine(info) {
   const known = ["running", "complete", "stopped"].includes(info.state);

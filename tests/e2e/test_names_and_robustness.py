@@ -13,7 +13,7 @@ from pathlib import Path
 import imagefiles as img
 import numpy as np
 import pytest
-from batch_image_processing.utils.image_decode import decode_image
+from batch_image_processing.utils.images.decode import decode_image
 from harness import ComfyClient, ComfyServer
 from helpers import batch_runs, is_processing
 from PIL import Image

@@ -1,14 +1,14 @@
-"""The life of one batch (utils/batch.py), who a Cancel stops, and what makes two presses one batch."""
+"""The life of one batch (utils/batch/batch.py), who a Cancel stops, and what makes two presses one batch."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from batch_image_processing.utils.batch import COMPLETE, IDLE, QUEUED, RUNNING, STOPPED, Batch, BatchError
-from batch_image_processing.utils.batch_identity import workflow_identity
-from batch_image_processing.utils.batch_state import BatchSettings, StateStore
-from batch_image_processing.utils.queue_requests import batches_to_stop
+from batch_image_processing.utils.batch.batch import COMPLETE, IDLE, QUEUED, RUNNING, STOPPED, Batch, BatchError
+from batch_image_processing.utils.batch.identity import workflow_identity
+from batch_image_processing.utils.batch.queue_requests import batches_to_stop
+from batch_image_processing.utils.batch.state import BatchSettings, StateStore
 
 
 def make_batch(tmp_path: Path, n: int = 3, workflow_id: str = "wf") -> tuple[Batch, StateStore]:
@@ -126,8 +126,8 @@ def test_a_cancel_while_a_second_press_of_the_workflow_runs_stops_the_batch(
 ) -> None:
     """The second press runs other nodes before its loader (so it is not known yet as refused):
     the Cancel the user aims at it is for the batch."""
-    from batch_image_processing.utils import comfy_bridge
-    from batch_image_processing.utils.batch_controller import BatchController
+    from batch_image_processing.utils.batch.controller import BatchController
+    from batch_image_processing.utils.comfy import bridge as comfy_bridge
 
     batch, store = make_batch(tmp_path, workflow_id="wf")
     batch.begin_chain("press-1", 1.0, None)
@@ -145,8 +145,8 @@ def test_a_cancel_while_a_second_press_of_the_workflow_runs_stops_the_batch(
 def test_a_cancel_for_another_workflow_s_prompt_leaves_the_batch_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from batch_image_processing.utils import comfy_bridge
-    from batch_image_processing.utils.batch_controller import BatchController
+    from batch_image_processing.utils.batch.controller import BatchController
+    from batch_image_processing.utils.comfy import bridge as comfy_bridge
 
     batch, store = make_batch(tmp_path, workflow_id="wf")
     batch.begin_chain("press-1", 1.0, None)

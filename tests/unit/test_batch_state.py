@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from batch_image_processing.utils.batch_state import BatchSettings, BatchState, StateStore, atomic_write_text
+from batch_image_processing.utils.batch.state import BatchSettings, BatchState, StateStore, atomic_write_text
 from batch_image_processing.utils.file_listing import ImageEntry
 
 

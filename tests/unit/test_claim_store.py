@@ -20,11 +20,11 @@ from pathlib import Path
 
 import claim_workers
 import pytest
-from batch_image_processing.utils import shared_files
-from batch_image_processing.utils.claim_store import ClaimStore, JobGoneError
 from batch_image_processing.utils.file_listing import FileMatcher, ImageEntry, list_images
-from batch_image_processing.utils.shared_job import JobStoppedError, SharedJob
-from batch_image_processing.utils.shared_job_paths import (
+from batch_image_processing.utils.shared_job import files as shared_files
+from batch_image_processing.utils.shared_job.claim_store import ClaimStore, JobGoneError
+from batch_image_processing.utils.shared_job.job import JobStoppedError, SharedJob
+from batch_image_processing.utils.shared_job.job_folder import (
     FOLDER_SETTING,
     JOBS_FOLDER,
     SharedFolderError,
@@ -448,7 +448,7 @@ def test_claim_next_reads_only_from_the_cursor(tmp_path: Path, monkeypatch) -> N
         reads[path] += 1
         return real_read(path)
 
-    monkeypatch.setattr("batch_image_processing.utils.claim_store.read_record", counting)
+    monkeypatch.setattr("batch_image_processing.utils.shared_job.claim_store.read_record", counting)
     assert b.claim_next().index == 600
     assert sum(reads.values()) <= 2
     for _ in range(5):  # another server goes on meanwhile

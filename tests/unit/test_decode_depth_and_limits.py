@@ -12,8 +12,8 @@ from pathlib import Path
 import imagefiles as img
 import numpy as np
 import pytest
-from batch_image_processing.utils.image_decode import MAX_PIXELS_ENV, DecodeError, decode_image
-from batch_image_processing.utils.image_encode import encode, write_tiff16
+from batch_image_processing.utils.images.decode import MAX_PIXELS_ENV, DecodeError, decode_image
+from batch_image_processing.utils.images.encode import encode, write_tiff16
 from PIL import Image
 
 TIFF_VARIANTS = {

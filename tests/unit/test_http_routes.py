@@ -7,7 +7,7 @@ import json
 
 import pytest
 from aiohttp import web
-from batch_image_processing.utils.http_routes import Target, _target_from
+from batch_image_processing.utils.batch.http_routes import Target, _target_from
 
 
 class FakeRequest:

@@ -10,9 +10,9 @@ import imagefiles as img
 import numpy as np
 import pytest
 import torch
-from batch_image_processing.utils import comfy_bridge
-from batch_image_processing.utils.image_decode import MAX_PIXELS_ENV, DecodeError, decode_image
-from batch_image_processing.utils.image_tensors import to_tensors
+from batch_image_processing.utils.comfy import bridge as comfy_bridge
+from batch_image_processing.utils.images.decode import MAX_PIXELS_ENV, DecodeError, decode_image
+from batch_image_processing.utils.images.tensors import to_tensors
 from PIL import Image, ImageOps
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from batch_image_processing.utils.image_decode import decode_image
-from batch_image_processing.utils.image_encode import encode, to_pixels, webp_exif, workflow_metadata
-from batch_image_processing.utils.image_tensors import to_tensors
+from batch_image_processing.utils.images.decode import decode_image
+from batch_image_processing.utils.images.encode import encode, to_pixels, webp_exif, workflow_metadata
+from batch_image_processing.utils.images.tensors import to_tensors
 from PIL import Image
 
 

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from batch_image_processing.utils.output_names import _stem_and_extension, unique_stems
-from batch_image_processing.utils.save_naming import build_name, clean_relative_path, name_bytes, split_filename
+from batch_image_processing.utils.saving.naming import build_name, clean_relative_path, name_bytes, split_filename
+from batch_image_processing.utils.saving.output_names import _stem_and_extension, unique_stems
 
 # The ten inputs of issue 11 that gave five results: names that meet after cleaning, by extension or case.
 COLLIDING = ["photo.jpg", "photo.png", "x.png", "x.PNG", "trail .png", "trail.png", "a?b.png", "a_b.png",

@@ -9,9 +9,9 @@ from pathlib import Path
 import imagefiles as img
 import pytest
 import torch
-from batch_image_processing.utils import prefetch
-from batch_image_processing.utils.image_decode import DecodeError
-from batch_image_processing.utils.prefetch import Prefetcher, prepare
+from batch_image_processing.utils.images import prefetch
+from batch_image_processing.utils.images.decode import DecodeError
+from batch_image_processing.utils.images.prefetch import Prefetcher, prepare
 
 
 @pytest.fixture(autouse=True)

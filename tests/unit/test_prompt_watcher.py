@@ -7,7 +7,8 @@ import threading
 import time
 
 import pytest
-from batch_image_processing.utils import comfy_bridge, prompt_watcher
+from batch_image_processing.utils.comfy import bridge as comfy_bridge
+from batch_image_processing.utils.comfy import prompt_watcher
 
 
 class FakeQueue:

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
-from batch_image_processing.utils.queue_control import (
+from batch_image_processing.utils.comfy.queue_control import (
     QueueError,
     build_payload,
     describe_rejection,

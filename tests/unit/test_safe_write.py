@@ -5,7 +5,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from batch_image_processing.utils.safe_write import write_atomically
+from batch_image_processing.utils.saving.safe_write import write_atomically
 
 
 def writer(data: bytes):

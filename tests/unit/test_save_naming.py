@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from batch_image_processing.utils.save_naming import (
+from batch_image_processing.utils.saving.naming import (
     NamingError,
     NumberAllocator,
     UnsafePathError,

@@ -1,5 +1,5 @@
 import pytest
-from batch_image_processing.utils.server_url import base_url, connectable_host
+from batch_image_processing.utils.comfy.server_url import base_url, connectable_host
 
 
 @pytest.mark.parametrize(

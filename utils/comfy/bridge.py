@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import log
+from .. import log
 from .queue_control import PromptTemplate, template_from_hidden_inputs, template_from_queue_item
 from .server_url import base_url
 

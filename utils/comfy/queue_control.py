@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import log
+from .. import log
 from .server_url import loopback_ssl_context
 
 # extra_data keys that ComfyUI sets itself on every POST; everything else is carried over.

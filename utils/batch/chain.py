@@ -10,15 +10,15 @@ from __future__ import annotations
 import threading
 import uuid
 
-from . import comfy_bridge as bridge
-from . import log
+from .. import log
+from ..comfy import bridge
+from ..comfy.prompt_watcher import PromptWatcher
+from ..comfy.queue_control import QueueError, build_payload, describe_node_errors, post_prompt
+from ..images.prefetch import Prefetcher
 from .batch import COMPLETE, QUEUED, RUNNING, STOP_CANCEL, STOP_REMOVED, STOPPED, Batch
-from .batch_events import BatchEvents
-from .batch_registry import BatchRegistry
-from .prefetch import Prefetcher
+from .events import BatchEvents
 from .prompt_runs import PromptRun, classify_outcome
-from .prompt_watcher import PromptWatcher
-from .queue_control import QueueError, build_payload, describe_node_errors, post_prompt
+from .registry import BatchRegistry
 
 
 class BatchChain:

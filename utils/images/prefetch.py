@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from .image_decode import DecodedImage, decode_image
-from .image_tensors import to_tensors
+from .decode import DecodedImage, decode_image
+from .tensors import to_tensors
 
 # A change inside the file system's timestamp granularity can leave every stat field equal (a
 # rewrite in the same clock tick). As git does for its index ("racy git"), a file whose

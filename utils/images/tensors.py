@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import torch
 
-from .image_decode import DecodedImage
+from .decode import DecodedImage
 
 _NUMPY_FLOATS = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .batch_controller import controller
+from .controller import controller
 
 PREFIX = "/batch_image_processing"
 

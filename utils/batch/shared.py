@@ -1,7 +1,7 @@
 """A batch shared by several servers: its images are handed out by the job folder's claims.
 
 The same Batch object runs a shared batch; only where its next image comes from and where its
-progress is recorded differ (utils/shared_job.py and utils/claim_store.py do the claiming).
+progress is recorded differ (utils/shared_job/job.py and utils/shared_job/claim_store.py do the claiming).
 This process keeps one SharedJob per job folder, so its claims are renewed while it holds them.
 """
 
@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .batch_state import BatchSettings
-from .file_listing import ImageEntry
-from .shared_job import JobGoneError, JobStoppedError, Pass, SharedFolderError, SharedJob
-from .shared_job_paths import FOLDER_SETTING, folder_problem, job_folder, job_id
+from ..file_listing import ImageEntry
+from ..shared_job.job import JobGoneError, JobStoppedError, Pass, SharedFolderError, SharedJob
+from ..shared_job.job_folder import FOLDER_SETTING, folder_problem, job_folder, job_id
+from .state import BatchSettings
 
 __all__ = ["JobGoneError", "JobStoppedError", "SharedFolderError", "open_shared_pass", "shared_job_for",
            "stop_from"]

@@ -12,7 +12,7 @@ import uuid
 import numpy as np
 from PIL import Image
 
-from . import comfy_bridge as bridge
+from . import bridge
 
 PREVIEW_MAX_SIDE = 1024
 _BROWSER_FORMATS = (".png", ".jpg", ".jpeg", ".webp")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import log
+from .. import log
+from ..comfy.queue_control import PromptTemplate
+from ..file_listing import ImageEntry
+from ..images.prefetch import PreparedImage
 from .batch import RUNNING, STOP_CANCEL, Batch
-from .file_listing import ImageEntry
-from .prefetch import PreparedImage
-from .queue_control import PromptTemplate
 
 STOP_ON_ERROR, SKIP_ON_ERROR = "Stop on error", "Skip on error"
 CONTINUE, RESET = "Continue", "Reset"

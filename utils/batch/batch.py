@@ -22,12 +22,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .batch_state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, StateStore
-from .batch_status import describe, describe_duration, describe_shared
-from .file_listing import FileMatcher, ImageEntry, list_images
-from .log import info, warning
-from .output_names import unique_stems
-from .shared_batch import JobGoneError, SharedJob, open_shared_pass
+from ..file_listing import FileMatcher, ImageEntry, list_images
+from ..log import info, warning
+from ..saving.output_names import unique_stems
+from .shared import JobGoneError, SharedJob, open_shared_pass
+from .state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, StateStore
+from .status import describe, describe_duration, describe_shared
 
 IDLE, QUEUED = "idle", "queued"  # RUNNING ("running") is shared with the saved status
 NEW_PASS = "new pass"  # what a press asks for when there is nothing to resume

@@ -20,7 +20,7 @@ import hashlib
 import re
 from collections import defaultdict
 
-from .save_naming import DEFAULT_STEM, NAME_BYTES, clean_relative_path, split_filename
+from .naming import DEFAULT_STEM, NAME_BYTES, clean_relative_path, split_filename
 
 _COUNTER = re.compile(r"^(.*)_\d{4,}$")  # build_name's "_0001" for the images of one IMAGE
 # Names that cleaning leaves as they are (most of them): split without the full cleaning.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .batch_state import COMPLETE, RUNNING, STOPPED, BatchState
+from .state import COMPLETE, RUNNING, STOPPED, BatchState
 
 
 def describe_duration(seconds: float) -> str:

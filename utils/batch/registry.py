@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .batch import Batch, describe_saved
-from .batch_state import BatchSettings, StateStore
+from .state import BatchSettings, StateStore
 
 
 class BatchRegistry:

@@ -1,8 +1,8 @@
 """The entry points of batches: the loader's next image, the routes, and the user's queue requests.
 
-A loader asks for its next image; the controller finds its Batch (utils/batch.py has the whole
+A loader asks for its next image; the controller finds its Batch (utils/batch/batch.py has the whole
 life of one batch) in the registry and decides whether the prompt is a press, a continuation or
-a duplicate; utils/batch_chain.py watches each prompt to its end and queues the next image.
+a duplicate; utils/batch/chain.py watches each prompt to its end and queues the next image.
 Cancel, Clear queue and deletions reach on_queue_request before ComfyUI acts on them, so one
 that lands between two images is not lost.
 """
@@ -15,8 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import comfy_bridge as bridge
-from . import log
+from .. import log
+from ..comfy import bridge
+from ..images.decode import DecodeError
+from ..images.prefetch import PREFETCH_AHEAD, Prefetcher, PreparedImage, prepare
 from .batch import (
     COMPLETE,
     NEW_PASS,
@@ -25,17 +27,15 @@ from .batch import (
     STOPPED,
     Batch,
 )
-from .batch_chain import BatchChain
-from .batch_events import BatchEvents
-from .batch_identity import workflow_identity
-from .batch_registry import BatchRegistry
-from .batch_state import BatchSettings, StateStore
-from .image_decode import DecodeError
-from .image_picking import BatchError, pick_image
-from .prefetch import PREFETCH_AHEAD, Prefetcher, PreparedImage, prepare
+from .chain import BatchChain
+from .events import BatchEvents
+from .identity import workflow_identity
+from .picking import BatchError, pick_image
 from .prompt_runs import CONTINUE, LoadedImage, LoaderRun
 from .queue_requests import batches_to_stop
-from .shared_batch import STOP_ALL, JobGoneError, JobStoppedError, SharedFolderError, stop_from
+from .registry import BatchRegistry
+from .shared import STOP_ALL, JobGoneError, JobStoppedError, SharedFolderError, stop_from
+from .state import BatchSettings, StateStore
 
 
 class BatchController:
@@ -242,7 +242,7 @@ class BatchController:
         bridge.hook_queue_requests(self.on_queue_request)
 
     def output_stem(self, relative_path: str, filename: str) -> str | None:
-        """The batch-unique stem (utils/output_names.py) of the image that a loader of the running
+        """The batch-unique stem (utils/saving/output_names.py) of the image that a loader of the running
         prompt loaded as relative_path/filename; None when no loader of this prompt has it (the
         saver then names the file itself)."""
         rel_path = f"{relative_path}/{filename}" if relative_path else filename

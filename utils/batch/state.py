@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import log
-from .file_listing import ImageEntry
+from .. import log
+from ..file_listing import ImageEntry
 
 RUNNING, STOPPED, COMPLETE = "running", "stopped", "complete"
 

@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Any, NamedTuple
 
-from .shared_files import FsClock, Publisher, read_record
+from .files import FsClock, Publisher, read_record
 
 CLAIM, FREE, DONE = "claim", "free", "done"  # kinds of a generation
 MINE, HELD, FINISHED, OPEN, UNCLAIMED = "mine", "held", "finished", "open", "unclaimed"  # states of an image

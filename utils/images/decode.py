@@ -1,6 +1,6 @@
 """Decode one image file into ComfyUI's IMAGE and MASK tensors, exactly as the user sees it.
 
-Pure: a path in, compact pixels out (utils/image_tensors.py makes the tensors). EXIF orientation
+Pure: a path in, compact pixels out (utils/images/tensors.py makes the tensors). EXIF orientation
 is applied, 8- and 16-bit sources keep their precision (16-bit is scaled by 65535, where core
 LoadImage clips it), and transparency is kept apart for the MASK (1 - alpha).
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .log import printable
+from ..log import printable
 from .pixel_limit import MAX_PIXELS_ENV as MAX_PIXELS_ENV  # where callers have always found it
 from .pixel_limit import max_pixels, pillow_limit_lifted, refusal, too_many_pixels
 from .tiff16 import decode_tiff16

@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import log
+from .. import log
+from ..images.decode import DecodeError
+from ..images.prefetch import Prefetcher, PreparedImage
 from .batch import Batch, BatchError
-from .image_decode import DecodeError
-from .prefetch import Prefetcher, PreparedImage
 from .prompt_runs import SKIP_ON_ERROR, LoadedImage
 
 __all__ = ["BatchError", "pick_image"]

@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import log
+from .. import log
+from ..file_listing import ImageEntry
 from .claim_store import RENEW_OK, Claim, ClaimStore, JobGoneError
-from .file_listing import ImageEntry
-from .shared_files import FsClock, Publisher, new_owner_id, read_record, unique_name
-from .shared_job_paths import SharedFolderError, folder_problem, lease_from_env
+from .files import FsClock, Publisher, new_owner_id, read_record, unique_name
+from .job_folder import SharedFolderError, folder_problem, lease_from_env
 
 _PASS_FILE = re.compile(r"^pass-(\d{6,})\.json$")
 

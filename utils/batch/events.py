@@ -6,10 +6,10 @@ nothing, to the browser that pressed Queue, so the person who pressed sees why.
 
 from __future__ import annotations
 
-from . import comfy_bridge as bridge
-from . import log
+from .. import log
+from ..comfy import bridge
 from .batch import Batch
-from .batch_state import BatchSettings
+from .state import BatchSettings
 
 STATUS_EVENT = "batch_image_processing.status"
 REFUSED_EVENT = "batch_image_processing.refused"

@@ -17,7 +17,7 @@ import struct
 import numpy as np
 from PIL import Image
 
-from . import log
+from .. import log
 
 _WIDTH, _BITS, _PHOTOMETRIC, _SPP, _PLANAR, _PREDICTOR, _TILE_WIDTH, _EXTRA, _FORMAT = (
     256, 258, 262, 277, 284, 317, 322, 338, 339)

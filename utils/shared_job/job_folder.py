@@ -11,7 +11,7 @@ import json
 import os
 import re
 
-from .shared_files import unique_name
+from .files import unique_name
 
 LEASE_ENV = "BATCH_IMAGE_LEASE_S"
 DEFAULT_LEASE_S = 60.0

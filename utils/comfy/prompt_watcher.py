@@ -11,8 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import comfy_bridge as bridge
-from . import log
+from .. import log
+from . import bridge
 
 # Poll fast while a prompt is young (small images finish in ms), slower once it runs long.
 POLL_FAST_S, POLL_SLOW_S, FAST_PHASE_S = 0.001, 0.005, 2.0
