@@ -158,8 +158,9 @@ class BatchImageSaver:
     ) -> dict[str, Any]:
         root = _output_root(output_directory)
         stem, input_ext = split_filename(filename)
-        if stem:  # the loader's name for this input, unique within its batch (see utils/saving/output_names.py)
-            stem = controller().output_stem(relative_path or "", filename) or stem
+        inputs = controller().run_inputs(relative_path or "", filename) if stem else []
+        if inputs:  # the loader's name for this input, unique within its batch (see utils/saving/output_names.py)
+            stem = inputs[0].stem or stem
         fmt, extension = output_format(file_format, input_ext)
         depth = 16 if bit_depth == "16" and fmt in ("png", "tiff") else 8
         subdir = clean_relative_path(relative_path)

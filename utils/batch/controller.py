@@ -31,7 +31,7 @@ from .chain import BatchChain
 from .events import BatchEvents
 from .identity import workflow_identity
 from .picking import BatchError, pick_image
-from .prompt_runs import CONTINUE, LoadedImage, LoaderRun
+from .prompt_runs import CONTINUE, LoadedImage, LoaderRun, RunInput
 from .queue_requests import batches_to_stop
 from .registry import BatchRegistry
 from .shared import STOP_ALL, JobGoneError, JobStoppedError, SharedFolderError, stop_from
@@ -241,16 +241,17 @@ class BatchController:
         """See Cancel, Clear queue and deletions before ComfyUI acts on them (call at import time)."""
         bridge.hook_queue_requests(self.on_queue_request)
 
-    def output_stem(self, relative_path: str, filename: str) -> str | None:
-        """The batch-unique stem (utils/saving/output_names.py) of the image that a loader of the running
-        prompt loaded as relative_path/filename; None when no loader of this prompt has it (the
-        saver then names the file itself)."""
+    def run_inputs(self, relative_path: str, filename: str) -> list[RunInput]:
+        """The input images of the run that a loader of the running prompt loaded with
+        relative_path/filename as its first image (FILENAME and RELATIVE_PATH describe it), in
+        the order of its IMAGE batch; [] when no loader of this prompt has it (the saver then
+        names the file itself)."""
         rel_path = f"{relative_path}/{filename}" if relative_path else filename
         prompt_id = bridge.current_prompt_id()
         with self._lock:
             run = self._chain.prompts.get(prompt_id) if prompt_id else None
-            batch = next((lr.batch for lr in run.loaders if lr.rel_path == rel_path), None) if run else None
-        return batch.output_stem(rel_path) if batch is not None else None  # first call: ~0.3 s at 100k files
+            loader = next((lr for lr in run.loaders if lr.rel_path == rel_path), None) if run else None
+        return loader.inputs() if loader is not None else []
 
 
 _controller: BatchController | None = None
