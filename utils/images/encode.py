@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image, TiffImagePlugin
+from PIL import Image, TiffImagePlugin, TiffTags
 from PIL.PngImagePlugin import PngInfo
 
 from .exif import with_workflow
@@ -68,20 +68,23 @@ def write_png16(fh: BinaryIO, pixels: np.ndarray, metadata: dict[str, str], icc_
     fh.write(_png_chunk(b"IEND", b""))
 
 
-def write_tiff16(fh: BinaryIO, pixels: np.ndarray, icc_profile: bytes | None = None,
-                 exif: Image.Exif | None = None) -> None:
-    """Uncompressed baseline TIFF, 16 bits per sample, RGB or RGBA (unassociated alpha), with
-    profile and EXIF; Pillow's tag writer lays out the directory, the pixels follow it."""
+def write_tiff(fh: BinaryIO, pixels: np.ndarray, icc_profile: bytes | None = None,
+               exif: Image.Exif | None = None) -> None:
+    """Deflate-compressed baseline TIFF, 8 or 16 bits per sample, RGB or RGBA (unassociated
+    alpha), with profile and EXIF (Pillow's own TIFF writer drops the EXIF sub-IFDs, and cannot
+    write 16-bit RGB); Pillow's tag writer lays out the directory, the pixels follow it."""
     height, width, channels = pixels.shape
-    data = pixels.astype("<u2").tobytes()
+    data = zlib.compress(pixels.astype("<u2" if pixels.dtype == np.uint16 else np.uint8).tobytes(),
+                         PNG_COMPRESS_LEVEL)
     ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
-    for tag, value in ((256, width), (257, height), (258, (16,) * channels), (259, 1), (262, 2), (273, 0),
+    bits = 16 if pixels.dtype == np.uint16 else 8
+    for tag, value in ((256, width), (257, height), (258, (bits,) * channels), (259, 8), (262, 2), (273, 0),
                        (277, channels), (278, height), (279, len(data)), (284, 1)):
         ifd[tag] = value
     if channels == 4:
         ifd[338] = 2  # ExtraSamples: unassociated alpha
     if icc_profile:
-        ifd.tagtype[34675] = TiffImagePlugin.UNDEFINED
+        ifd.tagtype[34675] = TiffTags.UNDEFINED
         ifd[34675] = icc_profile
     if exif is not None:
         for tag, value in exif.items():
@@ -118,8 +121,8 @@ def encode(fh: BinaryIO, pixels: np.ndarray, file_format: str, quality: int, met
     if file_format == "png" and sixteen:
         write_png16(fh, pixels, metadata, icc_profile, exif)
         return
-    if file_format == "tiff" and sixteen:
-        write_tiff16(fh, pixels, icc_profile, exif)
+    if file_format == "tiff":
+        write_tiff(fh, pixels, icc_profile, exif)
         return
     if sixteen:  # JPEG, WebP and AVIF are written 8-bit
         pixels = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
@@ -144,7 +147,5 @@ def encode(fh: BinaryIO, pixels: np.ndarray, file_format: str, quality: int, met
         img.save(fh, format="WEBP", quality=quality, lossless=quality >= 100, method=4, **extra)
     elif file_format == "avif":
         img.save(fh, format="AVIF", quality=quality, **extra)
-    elif file_format == "tiff":
-        img.save(fh, format="TIFF", compression="tiff_deflate", **extra)
     else:
         raise ValueError(f"unknown file_format {file_format!r}")
