@@ -64,7 +64,7 @@ def test_tiff16_is_a_valid_tiff_with_exact_samples(tmp_path: Path) -> None:
     path = save(tmp_path, "t16.tiff", pixels, "tiff")
     with Image.open(path) as check:
         assert check.format == "TIFF" and check.size == (40, 3)
-        start, length = check.tag_v2[273], check.tag_v2[279]  # one deflate strip
+        start, length = check.tag_v2[273][0], check.tag_v2[279][0]  # one deflate strip
         check.load()
     raw = path.read_bytes()
     assert raw[:4] == b"II*\x00"
