@@ -35,7 +35,9 @@ COLOR_PROFILE_MODES = (CONVERT_TO_SRGB, KEEP_SOURCE)
 INTENT = ImageCms.Intent.PERCEPTUAL
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-SRGB_PROFILE: bytes = _SRGB.tobytes()
+# LittleCMS stamps its creation time in the header (bytes 24..35): a fixed date instead keeps
+# every result of the same input byte-identical, run after run.
+SRGB_PROFILE: bytes = _SRGB.tobytes()[:24] + struct.pack(">6H", 2024, 1, 1, 0, 0, 0) + _SRGB.tobytes()[36:]
 _SRGB_MATRIX = icc.matrix_trc(SRGB_PROFILE)
 assert _SRGB_MATRIX is not None
 
