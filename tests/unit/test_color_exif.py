@@ -186,3 +186,32 @@ def test_without_the_plugin_the_message_names_the_package_and_the_pip_command(tm
     assert "web.jxl" in lines[1] and "-m pip install pillow-jxl-plugin" in lines[1]
     with pytest.raises(DecodeError):  # and in this process, a HEIC that is not one is still an error
         decode_image(str(tmp_path / "web.jxl"))
+
+
+def test_gray_pixels_with_an_rgb_profile_are_converted_without_a_warning(tmp_path: Path, caplog) -> None:
+    ramp = np.tile(np.arange(0, 256, 32, dtype=np.uint8), (2, 1))
+    Image.fromarray(ramp, "L").save(tmp_path / "g.jpg", quality=100, icc_profile=iccprofiles.adobe_rgb())
+    with caplog.at_level(logging.WARNING):
+        got = decode_image(str(tmp_path / "g.jpg"))
+        kept = decode_image(str(tmp_path / "g.jpg"), color.KEEP_SOURCE)
+    assert not caplog.text and got.color.shape[2] == 3 and kept.icc_profile == iccprofiles.adobe_rgb()
+    with Image.open(tmp_path / "g.jpg") as src:
+        assert np.abs(got.color.astype(int) - lcms_srgb(src.convert("RGB"), iccprofiles.adobe_rgb())).max() <= 1
+
+
+def test_a_comfyui_results_own_workflow_is_not_taken_for_camera_metadata(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    encode(buf, noise((4, 4, 3)), "webp", 100, {"prompt": '{"1": {}}', "workflow": '{"nodes": []}'})
+    (tmp_path / "result.webp").write_bytes(buf.getvalue())
+    source = decode_image(str(tmp_path / "result.webp")).exif
+    exif = result_exif(source, KEEP_ALL, 4, 4)
+    assert exif is None or (0x010F not in exif and 0x0110 not in exif)
+
+
+def test_exif_too_long_for_a_jpeg_is_left_out_not_an_error(tmp_path: Path, caplog) -> None:
+    big = camera_exif()
+    big[0x010E] = "x" * 70_000
+    buf = io.BytesIO()
+    with caplog.at_level(logging.WARNING):
+        encode(buf, noise((4, 4, 3)), "jpg", 90, {}, None, result_exif(big.tobytes(), KEEP_ALL, 4, 4))
+    assert Image.open(io.BytesIO(buf.getvalue())).size == (4, 4) and "too long" in caplog.text

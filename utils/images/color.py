@@ -165,8 +165,12 @@ def apply_profile(decoded: DecodedImage, profile: bytes | None, path: str, mode:
     try:
         space = icc.color_space(profile)
         matrix = icc.matrix_trc(profile)
-        if space not in ("RGB", "GRAY") or (space == "GRAY") != (decoded.color.shape[2] == 1):
+        if space not in ("RGB", "GRAY") or (space == "GRAY" and decoded.color.shape[2] != 1):
             raise ValueError(f"a {space} profile on an image with {decoded.color.shape[2]} channel(s)")
+        if space == "RGB" and decoded.color.shape[2] == 1:  # gray pixels, RGB profile: r = g = b
+            if mode == KEEP_SOURCE:
+                return replace(decoded, icc_profile=profile)  # the result is RGB: the profile fits it
+            decoded = replace(decoded, color=np.repeat(decoded.color, 3, axis=2))
         if mode == KEEP_SOURCE:
             kept = _gray_as_rgb(profile) if space == "GRAY" and matrix is not None else profile
             if space == "GRAY" and matrix is None:

@@ -17,10 +17,12 @@ import torch
 from PIL import Image, TiffImagePlugin, TiffTags
 from PIL.PngImagePlugin import PngInfo
 
+from .. import log
 from .exif import with_workflow
 
 PNG_COMPRESS_LEVEL = 4  # what ComfyUI's SaveImage uses
 JPEG_BACKGROUND = (255, 255, 255)  # JPEG has no alpha: transparent pixels are composited on white
+JPEG_EXIF_LIMIT = 65_000  # one APP1 segment holds at most 65,533 bytes
 
 
 def to_pixels(image: torch.Tensor, bit_depth: int) -> np.ndarray:
@@ -134,6 +136,9 @@ def encode(fh: BinaryIO, pixels: np.ndarray, file_format: str, quality: int, met
         exif, xmp = with_workflow(exif, metadata)
         if xmp:
             extra["xmp"] = xmp
+    if file_format == "jpg" and exif is not None and len(exif.tobytes()) > JPEG_EXIF_LIMIT:
+        log.warning("the EXIF of this image is too long for a JPEG (over 64 KB): written without it")
+        exif = None
     if exif is not None:
         extra["exif"] = exif
     if file_format == "png":

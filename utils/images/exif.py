@@ -8,6 +8,7 @@ tiff:Model), where photo libraries read them too.
 
 from __future__ import annotations
 
+import re
 from xml.sax.saxutils import escape
 
 from PIL import Image
@@ -25,6 +26,8 @@ _IFD0_KEPT = (0x010E, MAKE, MODEL, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013
 # pointer (an offset), and the size tags (written anew for the result).
 _EXIF_DROPPED = (0x927C, 0xA005, 0xA002, 0xA003)
 PIXEL_X, PIXEL_Y = 0xA002, 0xA003
+# "prompt:{...}", "workflow:{...}": a ComfyUI result's own workflow in its IFD0, not the photo's
+_COMFY_ENTRY = re.compile(r"^\w+:\s*[\[{]")
 
 
 def source_exif(img: Image.Image) -> bytes | None:
@@ -35,8 +38,9 @@ def source_exif(img: Image.Image) -> bytes | None:
             return None
         clean = Image.Exif()
         for tag in (*_IFD0_KEPT, ORIENTATION):
-            if tag in found:
-                clean[tag] = found[tag]
+            value = found.get(tag)
+            if value is not None and not (isinstance(value, str) and _COMFY_ENTRY.match(value)):
+                clean[tag] = value
         for ifd in (EXIF_IFD, GPS_IFD):
             values = found.get_ifd(ifd)
             if values:
