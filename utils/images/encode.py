@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image, TiffImagePlugin, TiffTags
+from PIL import Image, TiffImagePlugin, TiffTags, features
 from PIL.PngImagePlugin import PngInfo
 
 from .. import log
@@ -151,6 +151,9 @@ def encode(fh: BinaryIO, pixels: np.ndarray, file_format: str, quality: int, met
     elif file_format == "webp":
         img.save(fh, format="WEBP", quality=quality, lossless=quality >= 100, method=4, **extra)
     elif file_format == "avif":
+        if not features.check("avif"):
+            raise ValueError("this Pillow cannot write AVIF: update it in ComfyUI's Python "
+                             "(python -m pip install -U pillow) or choose another file_format")
         img.save(fh, format="AVIF", quality=quality, **extra)
     else:
         raise ValueError(f"unknown file_format {file_format!r}")
