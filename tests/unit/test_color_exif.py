@@ -215,3 +215,11 @@ def test_exif_too_long_for_a_jpeg_is_left_out_not_an_error(tmp_path: Path, caplo
     with caplog.at_level(logging.WARNING):
         encode(buf, noise((4, 4, 3)), "jpg", 90, {}, None, result_exif(big.tobytes(), KEEP_ALL, 4, 4))
     assert Image.open(io.BytesIO(buf.getvalue())).size == (4, 4) and "too long" in caplog.text
+
+
+def test_a_big_image_converted_in_bands_matches_littlecms_everywhere(tmp_path: Path) -> None:
+    profile, pixels = iccprofiles.display_p3(), noise((700, 40, 3), 7)  # 700 rows: several bands
+    Image.fromarray(pixels).save(tmp_path / "tall.png", icc_profile=profile)
+    got = decode_image(str(tmp_path / "tall.png")).color.astype(int)
+    assert got.shape == (700, 40, 3)
+    assert np.abs(got - lcms_srgb(Image.fromarray(pixels), profile)).max() <= 1
