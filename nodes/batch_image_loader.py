@@ -146,13 +146,6 @@ class BatchImageLoader:
                     "default": SORT_MODES[0],
                     "tooltip": "Name (natural): img2 before img10, ignoring case. Modified time: oldest first.",
                 }),
-                "color_profile": (list(COLOR_PROFILE_MODES), {
-                    "default": CONVERT_TO_SRGB,
-                    "tooltip": "Convert to sRGB: images with an embedded colour profile (Display P3 phone photos, "
-                    "Adobe RGB, CMYK) are converted to sRGB, as models expect. Keep source: the file's pixel "
-                    "values untouched; Batch Image Saver tags the result with the source's profile. CMYK is "
-                    "always converted (an IMAGE is RGB).",
-                }),
                 "shared_job": ("STRING", {
                     "default": "",
                     "tooltip": "Several ComfyUI servers (one per GPU, or on several machines) on one folder: give "
@@ -163,6 +156,13 @@ class BatchImageLoader:
                     "default": "",
                     "tooltip": "Where a shared job keeps its claims. Empty: a hidden folder inside directory. "
                     "Set a writable folder every server can reach when directory is read-only.",
+                }),
+                "color_profile": (list(COLOR_PROFILE_MODES), {  # last: saved workflows keep their widget order
+                    "default": CONVERT_TO_SRGB,
+                    "tooltip": "Convert to sRGB: images with an embedded colour profile (Display P3 phone photos, "
+                    "Adobe RGB, CMYK) are converted to sRGB, as models expect. Keep source: the file's pixel "
+                    "values untouched; Batch Image Saver tags the result with the source's profile. CMYK is "
+                    "always converted (an IMAGE is RGB).",
                 }),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},

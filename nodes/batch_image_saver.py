@@ -123,17 +123,17 @@ class BatchImageSaver:
                     "tooltip": "When the file exists: Add number (name_1, name_2, ...), Skip existing (leave it "
                     "untouched, output its path), or Overwrite (replace it).",
                 }),
-                "exif_metadata": (list(EXIF_MODES), {
+                "embed_workflow": ("BOOLEAN", {
+                    "default": True,
+                    "tooltip": "Embed the prompt and workflow (PNG text / WebP and AVIF EXIF) like SaveImage, so the "
+                    "file can be dropped onto ComfyUI. ComfyUI's --disable-metadata turns this off.",
+                }),
+                "exif_metadata": (list(EXIF_MODES), {  # last: saved workflows keep their widget order
                     "default": KEEP_NO_LOCATION,
                     "tooltip": "The input photo's EXIF (date, camera, lens, copyright, GPS) in the result: Keep all "
                     "but location drops only the GPS position, so shared results do not reveal where they "
                     "were taken; Keep all; Drop. Orientation is set to 1 (the pixels are upright) and the size "
                     "tags match the result.",
-                }),
-                "embed_workflow": ("BOOLEAN", {
-                    "default": True,
-                    "tooltip": "Embed the prompt and workflow (PNG text / WebP EXIF) like SaveImage, so the file "
-                    "can be dropped onto ComfyUI. ComfyUI's --disable-metadata turns this off.",
                 }),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
