@@ -223,3 +223,20 @@ def test_a_big_image_converted_in_bands_matches_littlecms_everywhere(tmp_path: P
     got = decode_image(str(tmp_path / "tall.png")).color.astype(int)
     assert got.shape == (700, 40, 3)
     assert np.abs(got - lcms_srgb(Image.fromarray(pixels), profile)).max() <= 1
+
+
+def test_16_bit_with_a_lut_profile_keeps_pixels_and_profile(tmp_path: Path, caplog) -> None:
+    from batch_image_processing.utils.images import icc
+    from batch_image_processing.utils.images.encode import write_png16
+
+    p3 = icc.tags(iccprofiles.display_p3())
+    lut_rgb = iccprofiles._with_header(b"RGB ", b"XYZ ", b"mntr", [*p3.items(), (b"A2B0", icc.tags(
+        iccprofiles.cmyk_lut())[b"A2B0"])])
+    deep = noise((8, 8, 3), 9).astype(np.uint16) * 257 + 3
+    with open(tmp_path / "lut16.png", "wb") as fh:
+        write_png16(fh, deep, {}, lut_rgb)
+    with caplog.at_level(logging.INFO):
+        got = decode_image(str(tmp_path / "lut16.png"))
+        decode_image(str(tmp_path / "lut16.png"))
+    assert np.array_equal(got.color, deep) and got.icc_profile == lut_rgb
+    assert caplog.text.count("LUT-based") == 1, "said once per profile, not per image"

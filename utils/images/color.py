@@ -49,6 +49,7 @@ _broken: dict[bytes, str] = {}  # digest -> why LittleCMS refused the profile
 _BANDS = max(1, min(8, os.cpu_count() or 1))
 _BAND_ROWS = 256  # below this, a band costs more to hand over than to convert
 _executor: ThreadPoolExecutor | None = None
+_kept_deep: set[bytes] = set()  # LUT-based profiles of deep images already reported
 _float_paths: dict[tuple[bytes, str], tuple[list[np.ndarray], np.ndarray]] = {}
 
 
@@ -172,17 +173,19 @@ def apply_profile(decoded: DecodedImage, profile: bytes | None, path: str, mode:
                 return replace(decoded, icc_profile=profile)  # the result is RGB: the profile fits it
             decoded = replace(decoded, color=np.repeat(decoded.color, 3, axis=2))
         if mode == KEEP_SOURCE:
-            kept = _gray_as_rgb(profile) if space == "GRAY" and matrix is not None else profile
             if space == "GRAY" and matrix is None:
                 raise ValueError("a gray profile without a tone curve")
-            return replace(decoded, icc_profile=kept)
+            return replace(decoded, icc_profile=_gray_as_rgb(profile) if space == "GRAY" else profile)
         if decoded.scale == 255.0:
             return replace(decoded, color=_convert8(decoded.color, profile), icc_profile=SRGB_PROFILE)
-        if decoded.scale == 65535.0 and matrix is not None:
-            converted = _convert16(decoded.color, profile, matrix, decoded.scale)
-            return replace(decoded, color=converted, icc_profile=SRGB_PROFILE)
-        log.info("'%s': 16-bit with a LUT-based profile: kept in its own colour space (the result carries it)",
-                 path)
+        if matrix is not None:  # 16-bit, or float (0..1) read at 16-bit precision
+            deep = decoded.color if decoded.scale == 65535.0 else (decoded.color * 65535.0 + 0.5).astype(np.uint16)
+            return replace(decoded, color=_convert16(deep, profile, matrix, 65535.0), scale=65535.0,
+                           icc_profile=SRGB_PROFILE)
+        if _digest(profile) not in _kept_deep:
+            _kept_deep.add(_digest(profile))
+            log.info("'%s': more than 8 bits with a LUT-based profile: kept in its own colour space at full "
+                     "precision (the saved result carries that profile)", path)
         return replace(decoded, icc_profile=profile)
     except (ValueError, ImageCms.PyCMSError, struct.error, IndexError) as exc:
         _warn_broken(path, exc)
