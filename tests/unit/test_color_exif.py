@@ -240,3 +240,14 @@ def test_16_bit_with_a_lut_profile_keeps_pixels_and_profile(tmp_path: Path, capl
         decode_image(str(tmp_path / "lut16.png"))
     assert np.array_equal(got.color, deep) and got.icc_profile == lut_rgb
     assert caplog.text.count("LUT-based") == 1, "said once per profile, not per image"
+
+
+def test_all_images_lists_the_new_formats_and_same_as_input_keeps_avif() -> None:
+    from batch_image_processing.utils.file_listing import FileMatcher
+    from batch_image_processing.utils.saving.naming import output_format
+
+    matcher = FileMatcher("All Images", "")
+    assert all(matcher.matches(name) for name in ("a.avif", "b.HEIC", "c.heif", "d.jxl"))
+    assert output_format("same as input", ".avif") == ("avif", ".avif")
+    assert output_format("same as input", ".heic") == ("png", ".png")
+    assert output_format("avif", ".jpg") == ("avif", ".avif")
