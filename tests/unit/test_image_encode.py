@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import io
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -64,11 +63,10 @@ def test_tiff16_is_a_valid_tiff_with_exact_samples(tmp_path: Path) -> None:
     path = save(tmp_path, "t16.tiff", pixels, "tiff")
     with Image.open(path) as check:
         assert check.format == "TIFF" and check.size == (40, 3)
-        start, length = check.tag_v2[273][0], check.tag_v2[279][0]  # one deflate strip
         check.load()
     raw = path.read_bytes()
     assert raw[:4] == b"II*\x00"
-    assert zlib.decompress(raw[start:start + length]) == pixels.astype("<u2").tobytes()
+    assert raw.endswith(pixels.astype("<u2").tobytes())
 
 
 def test_tiff8_png8_round_trip_exactly(tmp_path: Path) -> None:

@@ -72,15 +72,16 @@ def write_png16(fh: BinaryIO, pixels: np.ndarray, metadata: dict[str, str], icc_
 
 def write_tiff(fh: BinaryIO, pixels: np.ndarray, icc_profile: bytes | None = None,
                exif: Image.Exif | None = None) -> None:
-    """Deflate-compressed baseline TIFF, 8 or 16 bits per sample, RGB or RGBA (unassociated
-    alpha), with profile and EXIF (Pillow's own TIFF writer drops the EXIF sub-IFDs, and cannot
-    write 16-bit RGB); Pillow's tag writer lays out the directory, the pixels follow it."""
+    """Baseline TIFF, 8 bits per sample deflated or 16 uncompressed (as before: fast to write),
+    RGB or RGBA (unassociated alpha), with profile and EXIF (Pillow's own TIFF writer drops the
+    EXIF sub-IFDs and cannot write 16-bit RGB); Pillow's tag writer lays out the directory, the
+    pixels follow it."""
     height, width, channels = pixels.shape
-    data = zlib.compress(pixels.astype("<u2" if pixels.dtype == np.uint16 else np.uint8).tobytes(),
-                         PNG_COMPRESS_LEVEL)
+    sixteen = pixels.dtype == np.uint16
+    data = pixels.astype("<u2").tobytes() if sixteen else zlib.compress(pixels.tobytes(), PNG_COMPRESS_LEVEL)
     ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
-    bits = 16 if pixels.dtype == np.uint16 else 8
-    for tag, value in ((256, width), (257, height), (258, (bits,) * channels), (259, 8), (262, 2), (273, 0),
+    for tag, value in ((256, width), (257, height), (258, (16 if sixteen else 8,) * channels),
+                       (259, 1 if sixteen else 8), (262, 2), (273, 0),
                        (277, channels), (278, height), (279, len(data)), (284, 1)):
         ifd[tag] = value
     if channels == 4:
