@@ -12,6 +12,7 @@ from ..utils.batch.prompt_runs import CONTINUE, RESET, SKIP_ON_ERROR, STOP_ON_ER
 from ..utils.batch.state import BatchSettings
 from ..utils.comfy import bridge
 from ..utils.file_listing import DEFAULT_CUSTOM_PATTERN, FILTER_PRESETS, SORT_MODES, FileMatcher, has_any_image
+from ..utils.images.color import COLOR_PROFILE_MODES, CONVERT_TO_SRGB
 from ..utils.paths import resolve_folder
 
 OUTPUTS = (
@@ -111,8 +112,9 @@ class BatchImageLoader:
                 }),
                 "filter_preset": (list(FILTER_PRESETS), {
                     "default": "All Images",
-                    "tooltip": "Which files to take. All Images: png, jpg, jpeg, webp, bmp, tif, tiff, gif "
-                    "(any letter case). Custom uses custom_pattern.",
+                    "tooltip": "Which files to take. All Images: png, jpg, jpeg, webp, bmp, tif, tiff, gif, avif, "
+                    "heic, heif, jxl (any letter case; HEIC/HEIF need pillow-heif, JPEG XL pillow-jxl-plugin). "
+                    "Custom uses custom_pattern.",
                 }),
                 "iteration_mode": ([CONTINUE, RESET], {
                     "default": CONTINUE,
@@ -155,6 +157,13 @@ class BatchImageLoader:
                     "tooltip": "Where a shared job keeps its claims. Empty: a hidden folder inside directory. "
                     "Set a writable folder every server can reach when directory is read-only.",
                 }),
+                "color_profile": (list(COLOR_PROFILE_MODES), {  # last: saved workflows keep their widget order
+                    "default": CONVERT_TO_SRGB,
+                    "tooltip": "Convert to sRGB: images with an embedded colour profile (Display P3 phone photos, "
+                    "Adobe RGB, CMYK) are converted to sRGB, as models expect. Keep source: the file's pixel "
+                    "values untouched; Batch Image Saver tags the result with the source's profile. CMYK is "
+                    "always converted (an IMAGE is RGB).",
+                }),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
@@ -190,6 +199,7 @@ class BatchImageLoader:
         start_index: int = 0,
         include_subfolders: bool = False,
         sort_by: str = SORT_MODES[0],
+        color_profile: str = CONVERT_TO_SRGB,
         shared_job: str = "",
         shared_job_folder: str = "",
         prompt: dict | None = None,
@@ -201,7 +211,8 @@ class BatchImageLoader:
         device, dtype = bridge.tensor_target()
         try:
             loaded = controller().load_next(
-                settings, iteration_mode, error_handling, int(start_index), prompt, extra_pnginfo, device, dtype
+                settings, iteration_mode, error_handling, int(start_index), prompt, extra_pnginfo, device, dtype,
+                color_profile=color_profile if color_profile in COLOR_PROFILE_MODES else CONVERT_TO_SRGB,
             )
         except (BatchError, OSError) as exc:
             raise RuntimeError(f"Batch Image Loader: {exc}") from None

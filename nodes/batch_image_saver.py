@@ -14,6 +14,7 @@ from ..utils.batch.controller import controller
 from ..utils.comfy import bridge
 from ..utils.comfy.ui_preview import preview_entry
 from ..utils.images.encode import encode, to_pixels, workflow_metadata
+from ..utils.images.exif import EXIF_MODES, KEEP_NO_LOCATION, result_exif
 from ..utils.log import printable
 from ..utils.paths import FolderError, blocking_file, resolve_output_folder
 from ..utils.saving.naming import (
@@ -66,8 +67,8 @@ class BatchImageSaver:
     ]
     DESCRIPTION = (
         "Saves each image under its input's name (link FILENAME and RELATIVE_PATH from Batch Image Loader), "
-        "in the same subfolders, as PNG/JPEG/WebP/TIFF. Writes are atomic and never overwrite a file "
-        "unless overwrite_mode says so."
+        "in the same subfolders, as PNG/JPEG/WebP/AVIF/TIFF, with the input's colour profile and EXIF. "
+        "Writes are atomic and never overwrite a file unless overwrite_mode says so."
     )
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("IMAGE", "SAVED_PATH")
@@ -105,16 +106,17 @@ class BatchImageSaver:
                                                                           "before the extension."}),
                 "file_format": (list(FILE_FORMATS), {
                     "default": "png",
-                    "tooltip": "same as input keeps the input's format (BMP and GIF inputs are saved as PNG).",
+                    "tooltip": "same as input keeps the input's format (BMP, GIF, HEIC and JPEG XL inputs are saved "
+                    "as PNG).",
                 }),
                 "quality": ("INT", {
                     "default": 95, "min": 1, "max": 100, "step": 1,
-                    "tooltip": "JPEG/WebP quality. 100 on WebP means lossless.",
+                    "tooltip": "JPEG/WebP/AVIF quality. 100 on WebP means lossless.",
                 }),
                 "bit_depth": (["8", "16"], {
                     "default": "8",
                     "tooltip": "Bits per channel for PNG and TIFF. 16 keeps the full precision of the IMAGE "
-                    "(e.g. of a 16-bit input). JPEG and WebP are always 8-bit.",
+                    "(e.g. of a 16-bit input). JPEG, WebP and AVIF are always 8-bit.",
                 }),
                 "overwrite_mode": (list(OVERWRITE_MODES), {
                     "default": ADD_NUMBER,
@@ -123,8 +125,15 @@ class BatchImageSaver:
                 }),
                 "embed_workflow": ("BOOLEAN", {
                     "default": True,
-                    "tooltip": "Embed the prompt and workflow (PNG text / WebP EXIF) like SaveImage, so the file "
-                    "can be dropped onto ComfyUI. ComfyUI's --disable-metadata turns this off.",
+                    "tooltip": "Embed the prompt and workflow (PNG text / WebP and AVIF EXIF) like SaveImage, so the "
+                    "file can be dropped onto ComfyUI. ComfyUI's --disable-metadata turns this off.",
+                }),
+                "exif_metadata": (list(EXIF_MODES), {  # last: saved workflows keep their widget order
+                    "default": KEEP_NO_LOCATION,
+                    "tooltip": "The input photo's EXIF (date, camera, lens, copyright, GPS) in the result: Keep all "
+                    "but location drops only the GPS position, so shared results do not reveal where they "
+                    "were taken; Keep all; Drop. Orientation is set to 1 (the pixels are upright) and the size "
+                    "tags match the result.",
                 }),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
@@ -152,6 +161,7 @@ class BatchImageSaver:
         quality: int = 95,
         bit_depth: str = "8",
         overwrite_mode: str = ADD_NUMBER,
+        exif_metadata: str = KEEP_NO_LOCATION,
         embed_workflow: bool = True,
         prompt: dict | None = None,
         extra_pnginfo: dict | None = None,
@@ -184,10 +194,12 @@ class BatchImageSaver:
             if mode == OVERWRITE and controller().is_batch_input(target):
                 log.warning("overwriting the input file '%s' (overwrite_mode is Overwrite)", target)
             pixels = to_pixels(images[i], depth)
+            source = inputs[i] if len(inputs) == count else inputs[0] if inputs else None  # its input
+            exif = result_exif(source.exif, exif_metadata, pixels.shape[1], pixels.shape[0]) if source else None
             try:
                 final, written = write_atomically(
-                    target, partial(encode, pixels=pixels, file_format=fmt, quality=int(quality),
-                                    metadata=metadata), mode, others)
+                    target, partial(encode, pixels=pixels, file_format=fmt, quality=int(quality), metadata=metadata,
+                                    icc_profile=source.icc_profile if source else None, exif=exif), mode, others)
             except OSError as exc:
                 raise _write_error(target, exc) from None
             if not written:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 FILTER_PRESETS: dict[str, tuple[str, ...]] = {
-    "All Images": ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"),
+    "All Images": ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "avif", "heic", "heif", "jxl"),
     "PNG Only": ("png",),
     "JPG Only": ("jpg", "jpeg"),
     "WebP Only": ("webp",),

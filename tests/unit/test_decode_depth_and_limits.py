@@ -13,7 +13,7 @@ import imagefiles as img
 import numpy as np
 import pytest
 from batch_image_processing.utils.images.decode import MAX_PIXELS_ENV, DecodeError, decode_image
-from batch_image_processing.utils.images.encode import encode, write_tiff16
+from batch_image_processing.utils.images.encode import encode, write_tiff
 from PIL import Image
 
 TIFF_VARIANTS = {
@@ -65,7 +65,7 @@ def test_the_packs_own_16bit_tiff_round_trips(tmp_path: Path, channels: int) -> 
     decoded = decode_image(str(tmp_path / "own.tiff"))
     assert np.array_equal(decoded.color, source[..., :3])
     with open(tmp_path / "direct.tif", "wb") as fh:
-        write_tiff16(fh, source)
+        write_tiff(fh, source)
     assert np.array_equal(decode_image(str(tmp_path / "direct.tif")).color, source[..., :3])
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 from batch_image_processing.utils.images.decode import decode_image
-from batch_image_processing.utils.images.encode import encode, to_pixels, webp_exif, workflow_metadata
+from batch_image_processing.utils.images.encode import encode, to_pixels, workflow_metadata
+from batch_image_processing.utils.images.exif import with_workflow
 from batch_image_processing.utils.images.tensors import to_tensors
 from PIL import Image
 
@@ -106,7 +107,8 @@ def test_workflow_metadata_matches_saveimage() -> None:
     meta = workflow_metadata({"1": {}}, {"workflow": {"a": "é"}})
     assert json.loads(meta["workflow"]) == {"a": "é"} and set(meta) == {"prompt", "workflow"}
     assert workflow_metadata(None, None) == {}
-    assert len(webp_exif({"prompt": "{}", "workflow": "{}", "other": "1"})) == 3
+    exif, xmp = with_workflow(None, {"prompt": "{}", "workflow": "{}", "other": "1"})
+    assert exif is not None and len(exif) == 3 and xmp is None
 
 
 def test_sixteen_bit_pixels_become_8_bit_for_jpeg(tmp_path: Path) -> None:

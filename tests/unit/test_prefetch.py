@@ -21,11 +21,11 @@ def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def counting_prepare(calls: list[str], gate: threading.Event | None = None):
-    def run(path: str, device=None, dtype=None):
+    def run(path: str, device=None, dtype=None, *color):
         if gate is not None:
             gate.wait(5)
         calls.append(os.path.basename(path))
-        return prepare(path, device, dtype)
+        return prepare(path, device, dtype, *color)
     return run
 
 
@@ -133,10 +133,10 @@ def test_two_images_ahead_are_decoded_at_once_and_each_handed_over_once(tmp_path
     started: list[str] = []
     both_running = threading.Barrier(2, timeout=5)
 
-    def parallel_prepare(path: str, device=None, dtype=None):
+    def parallel_prepare(path: str, device=None, dtype=None, *color):
         started.append(os.path.basename(path))
         both_running.wait()  # deadlocks (BrokenBarrierError) unless two decodes run at once
-        return prepare(path, device, dtype)
+        return prepare(path, device, dtype, *color)
 
     pre = Prefetcher(parallel_prepare, depth=2)
     pre.schedule("k", 1, str(tmp_path / "1.png"))

@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import log
 from ..comfy import bridge
+from ..images.color import CONVERT_TO_SRGB
 from ..images.decode import DecodeError
 from ..images.prefetch import PREFETCH_AHEAD, Prefetcher, PreparedImage, prepare
 from .batch import (
@@ -52,7 +53,7 @@ class BatchController:
         ))
         self._prepare = prepare_fn
         self._prefetcher = Prefetcher(prepare_fn)
-        self._target: tuple[Any, Any] = (None, None)  # device, dtype of the tensors to build
+        self._target: tuple[Any, ...] = (None, None, CONVERT_TO_SRGB)  # device, dtype, colour mode
         self._events = BatchEvents()
         self._chain = BatchChain(self._lock, self._registry, self._prefetcher, self._events)
 
@@ -63,7 +64,7 @@ class BatchController:
     # ----- the loader's entry point ------------------------------------------------------------
     def load_next(self, settings: BatchSettings, iteration_mode: str, error_policy: str, start_index: int,
                   prompt: dict | None, extra_pnginfo: dict | None, device: Any = None,
-                  dtype: Any = None) -> LoadedImage | None:
+                  dtype: Any = None, color_profile: str = CONVERT_TO_SRGB) -> LoadedImage | None:
         """The image this prompt should process, or None when it must do nothing (a duplicate press,
         a queued image whose batch was stopped, or nothing readable left). Listing and decoding
         happen outside the lock, so validation and the HTTP routes never wait for them."""
@@ -72,7 +73,7 @@ class BatchController:
             raise BatchError("Batch Image Loader could not find the id of the running prompt.")
         self._chain.settle_previous(settings.key, prompt_id)
         with self._lock:
-            self._target = (device, dtype)
+            self._target = (device, dtype, color_profile)
             run = self._chain.prompts.get(prompt_id) or self._chain.start_prompt_run(prompt_id, prompt, extra_pnginfo)
             batch = run.continues_key(settings.key)
             if batch is not None:
@@ -104,7 +105,9 @@ class BatchController:
                 run.ends_chain = True
                 self._chain.end(batch, COMPLETE)
                 return None
-            run.loaders.append(LoaderRun(batch, loaded.index, loaded.entry.rel_path, error_policy))
+            decoded = loaded.image.decoded
+            run.loaders.append(LoaderRun(batch, loaded.index, loaded.entry.rel_path, error_policy,
+                                         decoded.icc_profile, decoded.exif))
             batch.state.current_file = loaded.entry.rel_path
             self._prefetch_after(batch, loaded.index)
             self._events.status(batch, prompt_id)

@@ -25,7 +25,7 @@ def pick_image(
     error_policy: str,
     prefetcher: Prefetcher,
     prepare: Callable[..., PreparedImage],
-    target: tuple[Any, Any],
+    target: tuple[Any, ...],
     lock: threading.RLock,
 ) -> LoadedImage | None:
     """The image at next_index (or, skipping unreadable ones, the next readable one); None when
@@ -39,7 +39,7 @@ def pick_image(
         entry = entries[index]
         full_path = batch.full_path(index)
         try:
-            prepared = prefetcher.take(batch.key, index, full_path)
+            prepared = prefetcher.take(batch.key, index, full_path, *target[2:])
             if prepared is None:
                 prepared = prepare(full_path, *target)
         except DecodeError as exc:
@@ -53,7 +53,7 @@ def pick_image(
     return None
 
 
-def _pick_shared(batch: Batch, error_policy: str, prepare: Callable[..., PreparedImage], target: tuple[Any, Any],
+def _pick_shared(batch: Batch, error_policy: str, prepare: Callable[..., PreparedImage], target: tuple[Any, ...],
                  lock: threading.RLock) -> LoadedImage | None:
     assert batch.shared is not None
     while (claim := batch.shared.claim_next()) is not None:

@@ -38,6 +38,8 @@ class RunInput:
     full_path: str
     stem: str  # the name to save its result under, unique within the batch
     index: int  # position in the batch
+    icc_profile: bytes | None = None  # the colour profile its result carries (sRGB when converted)
+    exif: bytes | None = None  # the input's EXIF as decoded (utils/images/exif.py makes the result's)
 
 
 @dataclass
@@ -48,11 +50,14 @@ class LoaderRun:
     index: int
     rel_path: str
     error_policy: str
+    icc_profile: bytes | None = None  # of the decoded image (see RunInput)
+    exif: bytes | None = None
 
     def inputs(self) -> list[RunInput]:
         """The run's input images, in the order of the IMAGE batch the loader output."""
         stem = self.batch.output_stem(self.rel_path)  # first call: ~0.3 s at 100k files
-        return [RunInput(self.rel_path, self.batch.full_path(self.index), stem or "", self.index)]
+        return [RunInput(self.rel_path, self.batch.full_path(self.index), stem or "", self.index,
+                         self.icc_profile, self.exif)]
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 Pure: a path in, compact pixels out (utils/images/tensors.py makes the tensors). EXIF orientation
 is applied, 8- and 16-bit sources keep their precision (16-bit is scaled by 65535, where core
-LoadImage clips it), and transparency is kept apart for the MASK (1 - alpha).
+LoadImage clips it), and transparency is kept apart for the MASK (1 - alpha). The embedded colour
+profile is converted to sRGB or kept (utils/images/color.py); the profile and EXIF the result
+should carry travel with the pixels.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 import os
 import stat
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..log import printable
+from .color import CONVERT_TO_SRGB, apply_profile, convert_pil
+from .exif import source_exif
+from .formats import missing_plugin
 from .pixel_limit import MAX_PIXELS_ENV as MAX_PIXELS_ENV  # where callers have always found it
 from .pixel_limit import max_pixels, pillow_limit_lifted, refusal, too_many_pixels
 from .tiff16 import decode_tiff16
@@ -42,6 +47,8 @@ class DecodedImage:
     color: np.ndarray
     alpha: np.ndarray | None
     scale: float  # value of full intensity: 255, 65535 or 1.0 (float sources)
+    icc_profile: bytes | None = None  # the profile a result of these pixels carries
+    exif: bytes | None = None  # the source's EXIF (utils/images/exif.py)
 
     @property
     def height(self) -> int:
@@ -209,7 +216,7 @@ def _check_file(path: str) -> None:
         raise DecodeError(path, "the file is empty (0 bytes)")
 
 
-def _decode(path: str, limit: int | None) -> DecodedImage:
+def _decode(path: str, limit: int | None, color_profile: str) -> DecodedImage:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(path) as img:
@@ -217,34 +224,39 @@ def _decode(path: str, limit: int | None) -> DecodedImage:
             if refused:
                 raise DecodeError(path, refused)
             orientation = int(img.getexif().get(0x0112, 1) or 1)
-            fast = _fast_decode(path, img)
-            if fast is not None:
-                return _oriented(fast, orientation)
-            img.seek(0)  # multi-frame files (GIF, WebP, MPO, TIFF): the first frame
-            img.load()
-            decoded = _split(img)
-    return _oriented(decoded, orientation)
+            profile, exif = img.info.get("icc_profile") or None, source_exif(img)
+            decoded = _fast_decode(path, img)
+            if decoded is None:
+                img.seek(0)  # multi-frame files (GIF, WebP, MPO, TIFF): the first frame
+                img.load()
+                if img.mode == "CMYK":  # an IMAGE is RGB: through the profile in both colour modes
+                    img, profile = convert_pil(img, profile, path), None
+                decoded = _split(img)
+    decoded = apply_profile(decoded, profile, path, color_profile)
+    return _oriented(replace(decoded, exif=exif), orientation)
 
 
-def decode_image(path: str) -> DecodedImage:
-    """Decode the first frame of path; raises DecodeError (naming the file) on any failure."""
+def decode_image(path: str, color_profile: str = CONVERT_TO_SRGB) -> DecodedImage:
+    """Decode the first frame of path in the colour space color_profile asks for (see
+    utils/images/color.py); raises DecodeError (naming the file) on any failure."""
     _check_file(path)
     limit = max_pixels()
     try:
         try:
-            return _decode(path, limit)
+            return _decode(path, limit, color_profile)
         except Image.DecompressionBombError:
             # Pillow's own ceiling (twice its limit) is below ours: our limit decides, checked in _decode.
             ceiling = 2 * max(limit or 0, Image.MAX_IMAGE_PIXELS or 0)
             try:
                 with pillow_limit_lifted(limit):
-                    return _decode(path, limit)
+                    return _decode(path, limit, color_profile)
             except Image.DecompressionBombError:  # above twice our own limit, too
                 raise DecodeError(path, refusal(f"more than {ceiling:,} pixels", limit or 0)) from None
     except DecodeError:
         raise
     except UnidentifiedImageError:
-        raise DecodeError(path, "not an image file Pillow can read (wrong extension or corrupt header)") from None
+        raise DecodeError(path, missing_plugin(path)
+                          or "not an image file Pillow can read (wrong extension or corrupt header)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DecodeError(path, f"corrupt or truncated image data ({printable(exc)})") from None
     except MemoryError:
@@ -256,4 +268,4 @@ def _oriented(decoded: DecodedImage, orientation: int) -> DecodedImage:
         return decoded
     color = _orient(decoded.color, orientation)
     alpha = _orient(decoded.alpha, orientation) if decoded.alpha is not None else None
-    return DecodedImage(color, alpha, decoded.scale)
+    return replace(decoded, color=color, alpha=alpha)

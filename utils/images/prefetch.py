@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .color import CONVERT_TO_SRGB
 from .decode import DecodedImage, decode_image
 from .tensors import to_tensors
 
@@ -96,9 +97,11 @@ def _lower_priority() -> None:
             pass
 
 
-def prepare(path: str, device: Any = None, dtype: torch.dtype | None = None) -> PreparedImage:
-    """Decode path and build its tensors for the target (CPU float32 when none is given)."""
-    prepared = PreparedImage(decode_image(path))
+def prepare(path: str, device: Any = None, dtype: torch.dtype | None = None,
+            color_profile: str = CONVERT_TO_SRGB) -> PreparedImage:
+    """Decode path in the colour space color_profile asks for and build its tensors for the
+    target (CPU float32 when none is given)."""
+    prepared = PreparedImage(decode_image(path, color_profile))
     prepared.tensors(device if device is not None else "cpu", dtype or torch.float32)
     return prepared
 
@@ -106,7 +109,7 @@ def prepare(path: str, device: Any = None, dtype: torch.dtype | None = None) -> 
 @dataclass
 class _Pending:
     path: str
-    target: tuple[Any, Any]
+    target: tuple[Any, Any, str]  # device, dtype, colour profile mode
     signature: Signature
     future: Future
 
@@ -128,7 +131,8 @@ class Prefetcher:
         self._pending: dict[str, dict[int, _Pending]] = {}
         self._lock = threading.Lock()
 
-    def schedule(self, key: str, index: int, path: str, device: Any = None, dtype: Any = None) -> None:
+    def schedule(self, key: str, index: int, path: str, device: Any = None, dtype: Any = None,
+                 color_profile: str = CONVERT_TO_SRGB) -> None:
         """Start decoding image index of batch key, unless it is already on its way.
 
         Images of the key more than `depth` - 1 places behind index are dropped, so at most
@@ -136,7 +140,7 @@ class Prefetcher:
         file_signature) is not prefetched: take() would throw the result away anyway.
         """
         signature = file_signature(path)  # before the read: any later change shows at take()
-        target = (device, dtype)
+        target = (device, dtype, color_profile)
         with self._lock:
             slots = self._pending.setdefault(key, {})
             same = slots.get(index)
@@ -144,15 +148,16 @@ class Prefetcher:
                 return
             dropped = [slots.pop(i) for i in list(slots) if i == index or i <= index - self._depth]
             if signature is not None:
-                future = self._executor.submit(self._prepare, path, device, dtype)
+                future = self._executor.submit(self._prepare, path, *target)
                 slots[index] = _Pending(path, target, signature, future)
             if not slots:
                 del self._pending[key]
         for old in dropped:
             old.future.cancel()
 
-    def take(self, key: str, index: int, path: str) -> PreparedImage | None:
-        """The prefetched image if it is this one and still current, else None (decode it yourself).
+    def take(self, key: str, index: int, path: str, color_profile: str = CONVERT_TO_SRGB) -> PreparedImage | None:
+        """The prefetched image if it is this one, in this colour mode, and still current, else
+        None (decode it yourself).
 
         Images of the key behind index are dropped; those ahead stay. A decode error of a
         still-current file is raised here, as a direct decode would.
@@ -167,7 +172,7 @@ class Prefetcher:
             old.future.cancel()
         if pending is None:
             return None
-        if pending.path != path or file_signature(path) != pending.signature:
+        if pending.path != path or pending.target[2] != color_profile or file_signature(path) != pending.signature:
             pending.future.cancel()
             return None
         return pending.future.result()

@@ -13,10 +13,11 @@ import os
 import re
 import threading
 
-FILE_FORMATS = ("same as input", "png", "jpg", "webp", "tiff")
-FORMAT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tiff"}
+FILE_FORMATS = ("same as input", "png", "jpg", "webp", "tiff", "avif")
+FORMAT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tiff", "avif": ".avif"}
 # Input extensions that "same as input" keeps; the rest are written as PNG (see output_format).
-_SAME_AS_INPUT = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tiff", ".tiff": "tiff"}
+_SAME_AS_INPUT = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tiff", ".tiff": "tiff",
+                 ".avif": "avif"}
 DEFAULT_STEM = "image"
 
 # Lone surrogates that no file system encoding can write (surrogateescape covers \udc80-\udcff,
@@ -90,7 +91,7 @@ def split_filename(filename: str) -> tuple[str, str]:
 
 def output_format(file_format: str, input_extension: str) -> tuple[str, str]:
     """(format, extension) to write. "same as input" keeps the input's format and extension
-    spelling (.jpeg stays .jpeg); BMP, GIF and unknown inputs are written as PNG."""
+    spelling (.jpeg stays .jpeg); BMP, GIF, HEIC, JPEG XL and unknown inputs are written as PNG."""
     if file_format != "same as input":
         return file_format, FORMAT_EXTENSIONS[file_format]
     fmt = _SAME_AS_INPUT.get(input_extension.lower())
