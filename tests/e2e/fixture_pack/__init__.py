@@ -41,6 +41,21 @@ class BIPTestSleep:
         return (images,)
 
 
+class BIPTestSleepOn(BIPTestSleep):
+    """Waits longer on chosen file names: makes one image of a batch the slow one."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "name": ("STRING", {"default": ""}),
+                             "seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 60.0}),
+                             "slow_if_contains": ("STRING", {"default": ""}),
+                             "slow_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 600.0})}}
+
+    def run(self, images, name, seconds, slow_if_contains, slow_seconds):
+        slow = bool(slow_if_contains) and slow_if_contains in name
+        return super().run(images, slow_seconds if slow else seconds)
+
+
 class BIPTestNoiseImage:
     """A random-noise image made once and returned at no cost: what a loader that costs nothing gives."""
 
@@ -117,6 +132,6 @@ class BIPTestNullSink:
         return {"ui": info}
 
 
-NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestSleep": BIPTestSleep,
+NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestSleep": BIPTestSleep, "BIPTestSleepOn": BIPTestSleepOn,
                        "BIPTestNoiseImage": BIPTestNoiseImage, "BIPTestNullSink": BIPTestNullSink,
                        "BIPTestCancelAtEnd": BIPTestCancelAtEnd}
