@@ -144,8 +144,8 @@ def test_a_server_frozen_past_its_lease_does_not_save_the_image_taken_over(
     assert process is not None
     os.killpg(process.pid, signal.SIGSTOP)
     try:
-        other.wait_for(lambda: row(other, folder)["state"] == "complete", timeout=60,
-                       what="the other server finishing the pass, the frozen server's image included")
+        other.wait_for(lambda: "img02.png" in results(out) and row(other, folder)["state"] == "complete",
+                       timeout=60, what="the other server finishing the pass, the frozen server's image included")
     finally:
         os.killpg(process.pid, signal.SIGCONT)
     clients[frozen].wait_idle(timeout=60, quiet_for=1.0)
@@ -235,17 +235,22 @@ def test_clearing_the_history_at_random_moments_neither_stops_nor_redoes_a_batch
     pair: list[ComfyServer], clients: list[ComfyClient], tmp_path: Path, test_name: str
 ) -> None:
     """Case 5: POST /history {"clear": true} (the queue panel's Clear history) all through a plain
-    batch: it completes, every image counted and saved once."""
+    batch, and the history wiped right after every third image was written to it: the batch
+    completes, every image counted and saved once."""
     folder, out = make_folder(pair[0].input_dir, test_name, 12), tmp_path / "out"
     client, stop = clients[0], threading.Event()
+    prompt = workflow(folder, out, "", seconds=0.15)
+    for n in (0, 3, 6, 9):
+        prompt[f"9{n}"] = {"class_type": "BIPTestClearHistoryAfter",
+                           "inputs": {"images": ["2", 0], "name": ["1", 2], "clear_if_contains": f"img{n:02d}"}}
     rng = random.Random(17)
 
     def clear_now_and_then() -> None:
-        while not stop.wait(rng.uniform(0.02, 0.3)):
+        while not stop.wait(rng.uniform(0.01, 0.2)):
             client.request("POST", "/history", {"clear": True})
 
     clearer = threading.Thread(target=clear_now_and_then, daemon=True)
-    client.queue_prompt(workflow(folder, out, "", seconds=0.15))
+    client.queue_prompt(prompt)
     clearer.start()
     try:
         client.wait_idle(timeout=90, quiet_for=1.0)

@@ -185,7 +185,7 @@ def test_a_pass_refuses_another_folder_or_other_settings_naming_both(servers, im
             join.open_pass(lister(other), directory=str(other), settings=SETTINGS)
         assert str(images) in str(refused.value) and str(other) in str(refused.value)
         assert "another folder" in str(refused.value)
-        with pytest.raises(SharedFolderError, match="other settings.*'Modified time'"):
+        with pytest.raises(SharedFolderError, match=r"other settings.*'Modified time'"):
             join.open_pass(lister(images), directory=str(images), settings={**SETTINGS, "sort_by": "Modified time"})
         joined = join.open_pass(lister(moved), directory=str(moved), settings=SETTINGS)
         assert len(joined.entries) == 6, "the same folder under another path joins"
