@@ -2,11 +2,10 @@
 right before it is written, recording the image done, giving it back.
 
 The fence is what makes "never saved twice" hold when a holder loses its claim (frozen, cut off,
-starved of CPU for a lease): a result may be written only while its claim is still the last
-generation of the image's chain, checked right after renewing it. A taker decides on a lease that
-ran out and then publishes the next generation; claim_store re-reads the lease after publishing
-and gives the image back when the holder renewed in between, so a holder that passes the fence
-is never redone at the same time.
+starved of CPU for a lease): a result may be written only after this owner created the next
+generation of the image's claim chain itself. A taker needs that same generation, and of two
+servers creating one name exactly one succeeds (files.py), so the holder writes or the taker
+runs the image, never both.
 
 Recording "done" is kept until it lands: a done record that cannot be written (the claims folder
 turned read-only, the share went away) stays pending, the claim stays held and renewed, and the
@@ -47,6 +46,7 @@ class HeldClaims:
     rel_paths: list[str]
     _pub: Publisher
     _lock: threading.RLock
+    lease_s: float
     _held: dict[int, int]  # image -> generation of our claim
     _floor: dict[int, int]  # image -> a generation known to exist (skip reading older ones)
     _cursor: int  # every image before it is finished
@@ -97,24 +97,39 @@ class HeldClaims:
                 return RENEW_GONE
             raise
         # Checked after the utime: a taker that decided before it published the next generation.
-        after = read_kind(self._claim_path(index, gen + 1))
-        if after is None:
-            return RENEW_OK
-        if after == DONE or os.path.exists(self._done_path(index)):
+        after = read_record(self._claim_path(index, gen + 1))
+        if after is None or (after.data.get("kind") == CLAIM and after.data.get("owner") == self.owner):
+            return RENEW_OK  # nobody after us, or our own fence generation (published meanwhile)
+        if after.data.get("kind") == DONE or os.path.exists(self._done_path(index)):
             return RENEW_DONE_ELSEWHERE
         return RENEW_LOST
 
     def fence(self, index: int) -> str:
-        """Right before a result of image index is written: "ok" when this owner may write it (it
-        holds the claim, renewed just now, or recorded the image itself), else why not. A claim
-        found lost is dropped here, so it is neither recorded nor renewed any more."""
+        """Right before a result of image index is written: "ok" when this owner may write it, else
+        why not. The check is the exclusive creation of the claim's next generation (a fresh claim
+        of ours), decided by the file server itself: no cache of "that file does not exist" (NFS)
+        can make a lost claim look held, and a taker racing for that generation loses to us or
+        wins (then we write nothing). A claim found lost is dropped: neither recorded nor renewed.
+        An image this owner recorded already (a second saver of the same prompt) may be written."""
         with self._lock:
             if index in self._recorded:
                 return RENEW_OK
-        result = self.renew(index)
-        if result != RENEW_OK:
+            gen = self._held.get(index)
+        if gen is None:
+            return RENEW_LOST
+        mine = {"kind": CLAIM, "owner": self.owner, "lease_s": self.lease_s, "at": time.time(), "fence": True}
+        try:
+            if self._publish(self._claim_path(index, gen + 1), mine):
+                with self._lock:
+                    if self._held.get(index) == gen:
+                        self._held[index] = gen + 1
+                return RENEW_OK
+        except JobGoneError:
             self.forget(index)
-        return result
+            return RENEW_GONE
+        after = read_kind(self._claim_path(index, gen + 1))
+        self.forget(index)
+        return RENEW_DONE_ELSEWHERE if after == DONE or os.path.exists(self._done_path(index)) else RENEW_LOST
 
     def forget(self, index: int) -> None:
         """Stop holding image index without writing anything (its lease runs out for the others)."""

@@ -22,7 +22,12 @@ Guarantees:
   frozen, cut off from the file server; renewals come every lease/3). Servers racing to take the
   expired claim create one generation, so a server killed while holding k images costs k redos.
 - The lapsed holder may still be running the image: it learns at its next renew ("lost", or
-  "done_elsewhere"); if both runs finish, the first is recorded (above).
+  "done_elsewhere") and at the fence before its result is written (claim_holding), which
+  then writes nothing; if both runs finish anyway (an output node without a fence), the
+  first is recorded (above).
+- A takeover re-reads the lease after publishing its generation: if the holder renewed in
+  between, the image is handed straight back (a "free" generation), so a holder that passed
+  its fence is never run beside a taker.
 """
 
 from __future__ import annotations
