@@ -220,3 +220,31 @@ def test_the_fence_costs_well_under_a_millisecond(servers) -> None:
         assert a.fence(0) == "ok"
     per_call_ms = (time.perf_counter() - started) / 200 * 1000
     assert per_call_ms < 5, f"{per_call_ms:.2f} ms per fence"
+
+
+def test_a_prompt_s_outcome_outlives_a_cleared_history(monkeypatch) -> None:
+    from collections import namedtuple
+
+    from batch_image_processing.utils.comfy import bridge
+
+    class Queue:  # the parts of ComfyUI's PromptQueue that task_done and get_history touch
+        def __init__(self) -> None:
+            self.currently_running = {3: (1, "p1", {}, {}, [])}
+            self.history: dict = {}
+
+        def task_done(self, item_id, history_result, status, process_item=None):
+            prompt = self.currently_running.pop(item_id)
+            self.history[prompt[1]] = {"status": status._asdict()}
+
+        def get_history(self, prompt_id=None, map_function=None):
+            return {k: map_function(v) for k, v in self.history.items() if k == prompt_id}
+
+    queue = Queue()
+    monkeypatch.setattr(bridge, "_queue", lambda: queue)
+    assert bridge.hook_task_done() and bridge.hook_task_done(), "hooked once, asked twice"
+    assert bridge.finished_status("p1") is bridge.NOT_FINISHED
+    queue.task_done(3, {}, namedtuple("Status", "status_str completed messages")("success", True, []))
+    assert bridge.finished_status("p1")["status_str"] == "success"
+    queue.history.clear()  # Clear history
+    assert bridge.finished_status("p1")["status_str"] == "success", "finished, not vanished"
+    assert bridge.finished_status("p2") is bridge.NOT_FINISHED
