@@ -197,6 +197,9 @@ class BatchController:
                     batch.recent_prompts.append(prompt_id)
 
     def _stop(self, batch: Batch, reason: str) -> None:
+        if batch.stop_reason is None:
+            log.info("node %s: %s after %d images: the image in progress finishes, then the batch stops",
+                     batch.settings.node_id, reason, batch.state.done)
         batch.request_stop(reason)
         if batch.phase == QUEUED:
             self._chain.cancel_queued(batch)
