@@ -5,7 +5,7 @@ exactly one result file (Batch Image Saver, overwrite_mode Add number: a second 
 img_0007_1.png) and none may be missing.
 
 Run: scripts/bench.sh shared_stress   (BENCH_STRESS_IMAGES=400, BENCH_STRESS_SERVERS=5,
-BENCH_STRESS_SEED=17, BENCH_STRESS_SLEEP=0.05 s per image; heavy on a 2-core machine)
+BENCH_STRESS_SEED=17, BENCH_STRESS_SLEEP=0.3 s per image; heavy on a 2-core machine)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from PIL import Image
 IMAGES = int(os.environ.get("BENCH_STRESS_IMAGES", "400"))
 SERVERS = int(os.environ.get("BENCH_STRESS_SERVERS", "5"))
 SEED = int(os.environ.get("BENCH_STRESS_SEED", "17"))
-SLEEP_S = float(os.environ.get("BENCH_STRESS_SLEEP", "0.05"))
+SLEEP_S = float(os.environ.get("BENCH_STRESS_SLEEP", "0.3"))
 LEASE_S = 2.0
 
 
@@ -55,39 +56,51 @@ def shared_done(client: ComfyClient, folder: Path) -> int:
 
 def chaos(servers: list[ComfyServer], clients: list[ComfyClient], folder: Path, prompt: dict,
           rng: random.Random) -> dict[str, int]:
-    """Attack until some live server reports the pass done; returns how often each attack ran."""
+    """Attack every 0.3-1.5 s until a live server reports the pass done; returns how often each
+    attack ran. At least two servers stay up and running; a killed one starts again 1-4 s later
+    (in the background) and rejoins, a frozen one gets SIGCONT after 2.5-5 s."""
     counts = collections.Counter[str]()
-    dead: dict[int, float] = {}  # server -> when to start it again
+    restarting: dict[int, threading.Thread] = {}
+    frozen: dict[int, float] = {}  # server -> when to SIGCONT it
+    progress = {"done": 0}
+
+    def restart(i: int, delay: float) -> None:
+        time.sleep(delay)
+        servers[i].start()
+        if progress["done"] < IMAGES * 0.9:  # rejoin (Queue on a finished pass would start a new one)
+            clients[i].queue_prompt(prompt)
+
     deadline = time.monotonic() + 1800
     while time.monotonic() < deadline:
-        alive = [i for i in range(len(servers)) if i not in dead]
-        done = max(shared_done(clients[i], folder) for i in alive)
-        if done >= IMAGES:
+        for i, until in list(frozen.items()):
+            if time.monotonic() >= until:
+                os.killpg(servers[i].process.pid, signal.SIGCONT)  # type: ignore[union-attr]
+                del frozen[i]
+        for i, thread in list(restarting.items()):
+            if not thread.is_alive():
+                del restarting[i]
+        up = [i for i in range(len(servers)) if i not in restarting and i not in frozen]
+        progress["done"] = max(shared_done(clients[i], folder) for i in up)
+        if progress["done"] >= IMAGES:
             break
-        for i, when in list(dead.items()):
-            if time.monotonic() >= when:
-                servers[i].start()
-                if done < IMAGES * 0.9:  # rejoins the pass (Queue on a finished pass would start a new one)
-                    clients[i].queue_prompt(prompt)
-                del dead[i]
-        alive = [i for i in range(len(servers)) if i not in dead]
-        time.sleep(rng.uniform(0.5, 2.0))
-        action = rng.choice(["kill", "freeze", "clear"])
-        victim = rng.choice(alive)
+        time.sleep(rng.uniform(0.3, 1.5))
+        action, victim = rng.choice(["kill", "freeze", "clear"]), rng.choice(up)
         process = servers[victim].process
-        if action == "kill" and len(alive) > 1 and process is not None:
+        if action == "kill" and len(up) > 2 and process is not None:
             servers[victim].stop(kill=True)
-            dead[victim] = time.monotonic() + rng.uniform(1.0, 4.0)
-        elif action == "freeze" and process is not None:
+            restarting[victim] = threading.Thread(target=restart, args=(victim, rng.uniform(1.0, 4.0)))
+            restarting[victim].start()
+        elif action == "freeze" and len(up) > 2 and process is not None:
             os.killpg(process.pid, signal.SIGSTOP)
-            time.sleep(rng.uniform(LEASE_S + 0.5, 2 * LEASE_S + 1))
-            os.killpg(process.pid, signal.SIGCONT)
+            frozen[victim] = time.monotonic() + rng.uniform(LEASE_S + 0.5, 2 * LEASE_S + 1)
         else:
             action = "clear"
             clients[victim].request("POST", "/history", {"clear": True})
         counts[action] += 1
-    for i in list(dead):
-        servers[i].start()
+    for i in frozen:
+        os.killpg(servers[i].process.pid, signal.SIGCONT)  # type: ignore[union-attr]
+    for thread in restarting.values():
+        thread.join()
     return dict(counts)
 
 

@@ -98,8 +98,7 @@ class BatchController:
             raise BatchError(f"{exc}. The batch stopped (error_handling: Stop on error).") from None
         except (JobStoppedError, JobGoneError, ClaimsFolderError, WaitStoppedError) as exc:
             with self._lock:  # stopped while waiting, stopped or reset on another server, claims folder failed
-                run.ends_chain = True
-                error, reason = stop_from(exc) if not isinstance(exc, WaitStoppedError) else ("", str(exc))
+                run.ends_chain, (error, reason) = True, stop_from(exc)
                 batch.stop_reason = batch.stop_reason or reason or None
                 self._chain.end(batch, STOPPED, error)
             if isinstance(exc, ClaimsFolderError):
@@ -266,15 +265,11 @@ class BatchController:
         the order of its IMAGE batch; [] when no loader of this prompt has it (the saver then
         names the file itself)."""
         rel_path = f"{relative_path}/{filename}" if relative_path else filename
-        prompt_id = bridge.current_prompt_id()
-        with self._lock:
-            run = self._chain.prompts.get(prompt_id) if prompt_id else None
-            loader = next((lr for lr in run.loaders if lr.rel_path == rel_path), None) if run else None
+        loader = next((lr for lr in self._running_loaders() if lr.rel_path == rel_path), None)
         return loader.inputs() if loader is not None else []
 
     def fenced(self, source: RunInput) -> bool:
-        """Right before the saver writes source's result: False when another server owns that
-        image now (see fencing.py); always True outside a shared batch."""
+        """Right before the saver writes source's result: False when another server owns it now."""
         return may_write(self._batch_of(source), source, self._lock)
 
     def result_saved(self, source: RunInput) -> None:
@@ -282,10 +277,13 @@ class BatchController:
         record_saved(self._batch_of(source), source, self._lock)
 
     def _batch_of(self, source: RunInput) -> Batch | None:
+        return next((lr.batch for lr in self._running_loaders() if lr.batch.key == source.batch_key), None)
+
+    def _running_loaders(self) -> list[LoaderRun]:
         prompt_id = bridge.current_prompt_id()
         with self._lock:
             run = self._chain.prompts.get(prompt_id) if prompt_id else None
-            return next((lr.batch for lr in run.loaders if lr.batch.key == source.batch_key), None) if run else None
+            return list(run.loaders) if run else []
 
 
 _controller: BatchController | None = None

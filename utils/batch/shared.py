@@ -79,7 +79,8 @@ def call_shared(node_id: str, method: Callable[..., Any], *args: Any) -> tuple[A
 
 
 def stop_from(exc: Exception) -> tuple[str, str]:
-    """(error, stop reason) for a chain that another server stopped or reset."""
+    """(error, stop reason) for a chain stopped or reset on another server, stopped while it waited
+    for images held elsewhere, or whose claims folder failed."""
     if isinstance(exc, JobStoppedError):
         record: dict[str, Any] = exc.record
         if record.get("file"):  # Stop on error on some server: everyone shows the error and the file
@@ -87,4 +88,4 @@ def stop_from(exc: Exception) -> tuple[str, str]:
         return "", f"{record.get('reason') or STOP_ALL} (by {record.get('by', 'another server')})"
     if isinstance(exc, ClaimsFolderError):
         return str(exc), ""
-    return "", GONE
+    return "", GONE if isinstance(exc, JobGoneError) else str(exc)  # else: Stop or Cancel while waiting
