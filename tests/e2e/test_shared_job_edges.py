@@ -129,6 +129,26 @@ def test_killing_the_server_that_holds_the_last_image_never_ends_the_other_as_do
     assert final["state"] == "complete" and final["text"].startswith("6 / 6 shared"), final
 
 
+def test_a_server_waiting_for_another_s_image_stops_at_once_on_stop(
+    pair: list[ComfyServer], clients: list[ComfyClient], tmp_path: Path, test_name: str
+) -> None:
+    """The wait for images held elsewhere never traps a server: Stop batch ends it at once."""
+    folder, out = make_folder(pair[0].input_dir, test_name, 3), tmp_path / "out"
+    prompt = workflow(folder, out, "wait-stop", seconds=0.1, slow="img02", slow_seconds=4.0)
+    for c in clients:
+        c.queue_prompt(prompt)
+    holder = holder_of(clients, folder, "img02.png")
+    waiter = clients[1 - holder]
+    waiter.wait_for(lambda: "waiting for 1 image" in row(waiter, folder)["text"], timeout=30, what="waiting")
+    assert waiter.request("POST", f"{ROUTE}/stop", {"node_id": "1"})[0] == 200
+    waiter.wait_idle(timeout=3, quiet_for=0.3)
+    stopped = row(waiter, folder)
+    assert stopped["state"] == "stopped" and "Stop batch" in stopped["stop_reason"], stopped
+    clients[holder].wait_idle(timeout=30)
+    assert results(out) == expected(3)
+    assert row(clients[holder], folder)["state"] == "complete"
+
+
 def test_a_server_frozen_past_its_lease_does_not_save_the_image_taken_over(
     pair: list[ComfyServer], clients: list[ComfyClient], tmp_path: Path, test_name: str
 ) -> None:
