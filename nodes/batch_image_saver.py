@@ -28,7 +28,7 @@ from ..utils.saving.naming import (
     split_filename,
     target_path,
 )
-from ..utils.saving.safe_write import ADD_NUMBER, OVERWRITE, OVERWRITE_MODES, write_atomically
+from ..utils.saving.safe_write import ADD_NUMBER, OVERWRITE, OVERWRITE_MODES, WriteFencedError, write_atomically
 
 _numbers = NumberAllocator()
 
@@ -196,14 +196,20 @@ class BatchImageSaver:
             pixels = to_pixels(images[i], depth)
             source = inputs[i] if len(inputs) == count else inputs[0] if inputs else None  # its input
             exif = result_exif(source.exif, exif_metadata, pixels.shape[1], pixels.shape[0]) if source else None
+            fence = partial(controller().fenced, source) if source is not None else None
             try:
                 final, written = write_atomically(
                     target, partial(encode, pixels=pixels, file_format=fmt, quality=int(quality), metadata=metadata,
-                                    icc_profile=source.icc_profile if source else None, exif=exif), mode, others)
+                                    icc_profile=source.icc_profile if source else None, exif=exif), mode, others,
+                    fence)
+            except WriteFencedError:
+                continue  # another server owns this image now; the fence logged why
             except OSError as exc:
                 raise _write_error(target, exc) from None
             if not written:
                 log.info("kept existing '%s' (overwrite_mode: Skip existing)", final)
             saved.append(final)
             previews.append(preview_entry(final, pixels))
+            if source is not None and (i == count - 1 or len(inputs) == count):
+                controller().result_saved(source)  # recorded done now, before anything else can be slow
         return {"ui": {"images": previews}, "result": (images, "\n".join(saved))}

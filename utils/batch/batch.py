@@ -25,7 +25,7 @@ from typing import Any
 from ..file_listing import FileMatcher, ImageEntry, list_images
 from ..log import info, warning
 from ..saving.output_names import unique_stems
-from .shared import JobGoneError, SharedJob, open_shared_pass
+from .shared import ClaimsFolderError, JobGoneError, SharedJob, call_shared, open_shared_pass
 from .state import COMPLETE, RUNNING, STOPPED, BatchSettings, BatchState, StateStore
 from .status import describe, describe_duration, describe_shared
 
@@ -70,6 +70,8 @@ class Batch:
     recent_prompts: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_PROMPTS))
     _stems: dict[str, str] | None = field(default=None, repr=False)  # output_stem's table
     shared: SharedJob | None = None  # several servers share it: images come from the job's claims
+    waiting: int = 0  # shared: images of the pass held by other servers while this one has none to take
+    failure: str = ""  # shared: the claims folder failed during this chain (it stops with this error)
 
     @classmethod
     def new_pass(cls, settings: BatchSettings, start_index: int, store: StateStore) -> Batch:
@@ -156,6 +158,7 @@ class Batch:
         self.recent_prompts.append(prompt_id)
         self.state.status, self.state.last_error, self.state.stop_reason = RUNNING, "", ""
         self.state.finished_at = None
+        self.waiting, self.failure = 0, ""
         self.state.begin_run()
 
     def resume_point(self, continue_mode: bool) -> bool:
@@ -176,11 +179,11 @@ class Batch:
         return True
 
     def record_success(self, index: int) -> None:
-        self.state.done += 1
         if self.shared is None:
+            self.state.done += 1
             self.state.next_index = index + 1
-        else:
-            self._shared_call(self.shared.complete, index, "done")
+        elif self._shared_call(self.shared.complete, index, "done"):
+            self.state.done += 1  # this server's part: not a redo whose claim was lost
 
     def record_skip(self, index: int, rel_path: str, reason: str) -> None:
         self.state.skipped.append({"file": rel_path, "reason": reason})
@@ -197,22 +200,24 @@ class Batch:
             if error:
                 self._shared_call(self.shared.request_stop, error, rel_path)
 
-    def _shared_call(self, method: Any, *args: Any) -> None:
-        try:
-            method(*args)
-        except (JobGoneError, OSError) as exc:  # reset on another server, or the share went away
-            warning("node %s: shared job: %s", self.settings.node_id, exc)
+    def _shared_call(self, method: Any, *args: Any) -> Any:
+        result, failure = call_shared(self.settings.node_id, method, *args)
+        self.failure = self.failure or failure
+        return result
 
     @property
     def finished_all(self) -> bool:
-        """Nothing left for this batch to take: every image done (or, shared, claimed by someone)."""
+        """Nothing left for this batch: every image done, or, shared, every image of the pass has a
+        done record (images that other servers hold are waited for, never taken as finished)."""
         if self.shared is None:
             return self.state.next_index >= self.state.total
         try:
-            progress = self.shared.progress()
-        except (JobGoneError, OSError, RuntimeError):
-            return True
-        return progress["done"] + progress["skipped"] + progress["claimed"] >= progress["total"]
+            return self.shared.is_complete()
+        except ClaimsFolderError as exc:
+            self.failure = self.failure or str(exc)
+            return False
+        except (JobGoneError, RuntimeError):  # reset elsewhere: the next claim says so and stops
+            return False
 
     # ----- stopping ---------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -255,6 +260,10 @@ class Batch:
         info["workflow_id"] = self.settings.workflow_id
         info["phase"] = self.phase
         info["stopping"] = self.going and self.stop_reason is not None
+        info["waiting"] = self.waiting if self.going else 0
+        if info["waiting"]:
+            info["text"] += (f" - waiting for {self.waiting} image{'s' if self.waiting != 1 else ''} "
+                             "on another server")
         if info["stopping"]:
             info["text"] += " - stopping after this image"
         return info

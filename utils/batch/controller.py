@@ -30,12 +30,13 @@ from .batch import (
 )
 from .chain import BatchChain
 from .events import BatchEvents
+from .fencing import may_write, record_saved
 from .identity import workflow_identity
-from .picking import BatchError, pick_image
+from .picking import BatchError, WaitStoppedError, pick_image
 from .prompt_runs import CONTINUE, LoadedImage, LoaderRun, RunInput
 from .queue_requests import batches_to_stop
 from .registry import BatchRegistry
-from .shared import STOP_ALL, JobGoneError, JobStoppedError, SharedFolderError, stop_from
+from .shared import STOP_ALL, ClaimsFolderError, JobGoneError, JobStoppedError, SharedFolderError, stop_from
 from .state import BatchSettings, StateStore
 
 
@@ -88,17 +89,20 @@ class BatchController:
         if not isinstance(batch, Batch):  # NEW_PASS: list the folder or join the shared pass (outside the lock)
             batch = self._new_pass(settings, start_index, prompt_id)
         try:
-            loaded = pick_image(batch, error_policy, self._prefetcher, self._prepare, self._target, self._lock)
+            loaded = pick_image(batch, error_policy, self._prefetcher, self._prepare, self._target, self._lock,
+                                lambda left: self._waiting(batch, left))
         except DecodeError as exc:
             with self._lock:
                 run.ends_chain = True
                 self._chain.end(batch, STOPPED, str(exc))
             raise BatchError(f"{exc}. The batch stopped (error_handling: Stop on error).") from None
-        except (JobStoppedError, JobGoneError) as exc:  # stopped or reset on another server
-            with self._lock:
-                run.ends_chain = True
-                error, batch.stop_reason = stop_from(exc)
+        except (JobStoppedError, JobGoneError, ClaimsFolderError, WaitStoppedError) as exc:
+            with self._lock:  # stopped while waiting, stopped or reset on another server, claims folder failed
+                run.ends_chain, (error, reason) = True, stop_from(exc)
+                batch.stop_reason = batch.stop_reason or reason or None
                 self._chain.end(batch, STOPPED, error)
+            if isinstance(exc, ClaimsFolderError):
+                raise BatchError(str(exc)) from None
             return None
         with self._lock:
             if loaded is None:  # everything left was unreadable and skipped
@@ -151,6 +155,12 @@ class BatchController:
             batch.begin_chain(prompt_id, created, client_id)
             batch.save(self.store)
         return batch
+
+    def _waiting(self, batch: Batch, left: int) -> None:
+        with self._lock:
+            if batch.waiting != left:
+                batch.waiting = left
+                self._events.status(batch)
 
     def _prefetch_after(self, batch: Batch, index: int) -> None:
         if batch.shared is not None:
@@ -246,6 +256,8 @@ class BatchController:
     def install_queue_hooks(self) -> None:
         """See Cancel, Clear queue and deletions before ComfyUI acts on them (call at import time)."""
         bridge.hook_queue_requests(self.on_queue_request)
+        if not bridge.hook_task_done():
+            log.warning("could not hook ComfyUI's task_done: clearing the history during a batch may stop it")
 
     def run_inputs(self, relative_path: str, filename: str) -> list[RunInput]:
         """The input images of the run that a loader of the running prompt loaded with
@@ -253,11 +265,25 @@ class BatchController:
         the order of its IMAGE batch; [] when no loader of this prompt has it (the saver then
         names the file itself)."""
         rel_path = f"{relative_path}/{filename}" if relative_path else filename
+        loader = next((lr for lr in self._running_loaders() if lr.rel_path == rel_path), None)
+        return loader.inputs() if loader is not None else []
+
+    def fenced(self, source: RunInput) -> bool:
+        """Right before the saver writes source's result: False when another server owns it now."""
+        return may_write(self._batch_of(source), source, self._lock)
+
+    def result_saved(self, source: RunInput) -> None:
+        """The saver wrote source's result: a shared batch records the image done at once."""
+        record_saved(self._batch_of(source), source, self._lock)
+
+    def _batch_of(self, source: RunInput) -> Batch | None:
+        return next((lr.batch for lr in self._running_loaders() if lr.batch.key == source.batch_key), None)
+
+    def _running_loaders(self) -> list[LoaderRun]:
         prompt_id = bridge.current_prompt_id()
         with self._lock:
             run = self._chain.prompts.get(prompt_id) if prompt_id else None
-            loader = next((lr for lr in run.loaders if lr.rel_path == rel_path), None) if run else None
-        return loader.inputs() if loader is not None else []
+            return list(run.loaders) if run else []
 
 
 _controller: BatchController | None = None

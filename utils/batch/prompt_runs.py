@@ -40,6 +40,7 @@ class RunInput:
     index: int  # position in the batch
     icc_profile: bytes | None = None  # the colour profile its result carries (sRGB when converted)
     exif: bytes | None = None  # the input's EXIF as decoded (utils/images/exif.py makes the result's)
+    batch_key: str = ""  # the loader's batch (the saver's fence asks it whether to write)
 
 
 @dataclass
@@ -57,7 +58,7 @@ class LoaderRun:
         """The run's input images, in the order of the IMAGE batch the loader output."""
         stem = self.batch.output_stem(self.rel_path)  # first call: ~0.3 s at 100k files
         return [RunInput(self.rel_path, self.batch.full_path(self.index), stem or "", self.index,
-                         self.icc_profile, self.exif)]
+                         self.icc_profile, self.exif, self.batch.key)]
 
 
 @dataclass
@@ -92,7 +93,11 @@ class PromptRun:
                 else:
                     errors[batch.key] = f"{lr.rel_path}: {message}"
                 batch.give_back(lr.index, errors.get(batch.key, ""), lr.rel_path)
-            if batch.finished_all or batch.stop_reason is not None or batch.detached or batch.phase != RUNNING:
+            finished = batch.finished_all
+            if batch.failure:  # the claims folder failed: stop, naming it (a saved result stays pending)
+                go_on = False
+                errors.setdefault(batch.key, batch.failure)
+            if finished or batch.stop_reason is not None or batch.detached or batch.phase != RUNNING:
                 go_on = False
         return go_on, errors
 

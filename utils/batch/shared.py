@@ -11,13 +11,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .. import log
 from ..file_listing import ImageEntry
-from ..shared_job.job import JobGoneError, JobStoppedError, Pass, SharedFolderError, SharedJob
+from ..shared_job.job import ClaimsFolderError, JobGoneError, JobStoppedError, Pass, SharedFolderError, SharedJob
 from ..shared_job.job_folder import FOLDER_SETTING, folder_problem, job_folder, job_id
 from .state import BatchSettings
 
-__all__ = ["JobGoneError", "JobStoppedError", "SharedFolderError", "open_shared_pass", "shared_job_for",
-           "stop_from"]
+__all__ = ["ClaimsFolderError", "JobGoneError", "JobStoppedError", "SharedFolderError", "call_shared",
+           "open_shared_pass", "shared_job_for", "stop_from"]
 
 _jobs: dict[str, SharedJob] = {}
 _jobs_lock = threading.Lock()
@@ -28,12 +29,10 @@ GONE = "the shared batch was reset on another server"
 
 def shared_job_for(settings: BatchSettings) -> SharedJob:
     """This process's view of the shared job of settings (one per job folder)."""
-    job = job_id(settings.shared_job, settings.filter_preset, settings.custom_pattern,
-                 settings.include_subfolders, settings.sort_by)
-    folder = job_folder(settings.directory, job, settings.shared_job_folder)
+    folder = job_folder(settings.directory, job_id(settings.shared_job), settings.shared_job_folder)
     with _jobs_lock:
         if folder not in _jobs:
-            _jobs[folder] = SharedJob(folder)
+            _jobs[folder] = SharedJob(folder, name=settings.shared_job)
         return _jobs[folder]
 
 
@@ -48,8 +47,11 @@ def open_shared_pass(settings: BatchSettings, start_index: int,
         raise SharedFolderError(problem)
     try:
         job.clear_stop()
-        return job, job.open_pass(list_entries, start_index, new_pass_if_complete=True)
+        return job, job.open_pass(list_entries, start_index, new_pass_if_complete=True,
+                                  directory=settings.directory, settings=pass_settings(settings))
     except ValueError as exc:
+        raise SharedFolderError(str(exc)) from None
+    except ClaimsFolderError as exc:
         raise SharedFolderError(str(exc)) from None
     except OSError as exc:
         raise SharedFolderError(f"The shared job's folder '{job.folder}' cannot be used: {exc.strerror or exc}. "
@@ -57,11 +59,33 @@ def open_shared_pass(settings: BatchSettings, start_index: int,
                                 "can reach.") from None
 
 
+def pass_settings(settings: BatchSettings) -> dict[str, Any]:
+    """The loader settings a shared pass is bound to (a server with others is refused)."""
+    return {"filter_preset": settings.filter_preset, "custom_pattern": settings.custom_pattern,
+            "include_subfolders": settings.include_subfolders, "sort_by": settings.sort_by}
+
+
+def call_shared(node_id: str, method: Callable[..., Any], *args: Any) -> tuple[Any, str]:
+    """(result, failure) of a claims call that may not stop the image around it: a reset elsewhere
+    is only logged; a failing claims folder is returned as failure, for the chain to stop on."""
+    try:
+        return method(*args), ""
+    except ClaimsFolderError as exc:
+        log.error("node %s: %s", node_id, exc)
+        return None, str(exc)
+    except (JobGoneError, OSError) as exc:  # reset on another server
+        log.warning("node %s: shared job: %s", node_id, exc)
+        return None, ""
+
+
 def stop_from(exc: Exception) -> tuple[str, str]:
-    """(error, stop reason) for a chain that another server stopped or reset."""
+    """(error, stop reason) for a chain stopped or reset on another server, stopped while it waited
+    for images held elsewhere, or whose claims folder failed."""
     if isinstance(exc, JobStoppedError):
         record: dict[str, Any] = exc.record
         if record.get("file"):  # Stop on error on some server: everyone shows the error and the file
             return f"{record.get('reason', '')} (on {record.get('by', 'another server')})", ""
         return "", f"{record.get('reason') or STOP_ALL} (by {record.get('by', 'another server')})"
-    return "", GONE
+    if isinstance(exc, ClaimsFolderError):
+        return str(exc), ""
+    return "", GONE if isinstance(exc, JobGoneError) else str(exc)  # else: Stop or Cancel while waiting

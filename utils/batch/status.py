@@ -8,7 +8,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..shared_job.claim_holding import JobGoneError
 from .state import COMPLETE, RUNNING, STOPPED, BatchState
+
+RESET_ELSEWHERE = "reset on another server"
 
 
 def describe_duration(seconds: float) -> str:
@@ -83,7 +86,12 @@ def describe_shared(state: BatchState, running: bool, job: Any, now: float | Non
     info = describe(state, running, now)
     try:
         progress, stop = job.progress(), job.stop_request()
-    except (OSError, RuntimeError):  # no pass opened in this process yet, reset elsewhere, share gone
+    except JobGoneError:  # its pass was reset: the shared count is gone, say so (not "0 / 30 - done")
+        state_now = info["state"] if running else STOPPED
+        info.update(state=state_now, position=0, eta_s=None, text=f"{state.done:,} here - {RESET_ELSEWHERE}",
+                    shared={"reset": True})
+        return info
+    except (OSError, RuntimeError):  # no pass opened in this process yet, claims folder failing
         return info
     finished, total = progress["done"] + progress["skipped"], progress["total"]
     head = (f"{finished:,} / {total:,} shared ({progress['claimed']} in progress, {progress['servers']} "

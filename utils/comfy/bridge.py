@@ -6,6 +6,7 @@ change between ComfyUI releases has one file to fix.
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import time
@@ -17,6 +18,10 @@ from .queue_control import PromptTemplate, template_from_hidden_inputs, template
 from .server_url import base_url
 
 NOT_FINISHED = object()
+# Outcomes of finished prompts as the queue's task_done reported them (see hook_task_done): what
+# "finished" means when a prompt's history entry is gone (Clear history, the history size limit).
+_outcomes: collections.OrderedDict[str, Any] = collections.OrderedDict()
+_OUTCOMES_KEPT = 20_000
 
 
 def _server() -> Any:
@@ -89,9 +94,37 @@ def queued_prompt_ids() -> tuple[set[str], set[str]]:
 
 
 def finished_status(prompt_id: str) -> Any:
-    """The history status dict of a finished prompt, or NOT_FINISHED while it is not in history."""
+    """The status dict of a finished prompt (from history, else from the pack's own record of
+    task_done), or NOT_FINISHED while it has not finished."""
     found = _queue().get_history(prompt_id=prompt_id, map_function=lambda entry: copy.deepcopy(entry.get("status")))
-    return found[prompt_id] if prompt_id in found else NOT_FINISHED
+    if prompt_id in found:
+        return found[prompt_id]
+    return copy.deepcopy(_outcomes[prompt_id]) if prompt_id in _outcomes else NOT_FINISHED
+
+
+def hook_task_done() -> bool:
+    """Keep our own record of every prompt's outcome: wrap the queue's task_done, which ComfyUI's
+    prompt worker calls once per finished prompt (0.3.75 to 0.33). History is the user's to clear;
+    a prompt that ran must still count as finished, once. False when the hook is not possible."""
+    queue = _queue()
+    original = getattr(queue, "task_done", None)
+    if original is None or getattr(original, "_bip_hooked", False):
+        return original is not None
+
+    def task_done(item_id: Any, history_result: Any, status: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            item = queue.currently_running.get(item_id)
+            if item is not None:
+                _outcomes[item[1]] = status._asdict() if hasattr(status, "_asdict") else status
+                while len(_outcomes) > _OUTCOMES_KEPT:
+                    _outcomes.popitem(last=False)
+        except Exception:  # never break ComfyUI's worker
+            log.exception("recording a prompt's outcome failed")
+        return original(item_id, history_result, status, *args, **kwargs)
+
+    task_done._bip_hooked = True  # type: ignore[attr-defined]
+    queue.task_done = task_done
+    return True
 
 
 def interrupt_pending() -> bool:

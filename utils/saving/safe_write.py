@@ -15,6 +15,10 @@ ADD_NUMBER, SKIP_EXISTING, OVERWRITE = "Add number", "Skip existing", "Overwrite
 OVERWRITE_MODES = (ADD_NUMBER, SKIP_EXISTING, OVERWRITE)
 
 
+class WriteFencedError(Exception):
+    """The fence said no right before the rename: nothing was written (the caller logged why)."""
+
+
 def _claim(tmp: str, candidate: str) -> bool:
     """Give the finished temporary file the name candidate unless that name exists (atomic)."""
     try:
@@ -47,11 +51,14 @@ def write_atomically(
     write: Callable[[BinaryIO], None],
     mode: str,
     alternatives: Iterable[str] = (),
+    fence: Callable[[], bool] | None = None,
 ) -> tuple[str, bool]:
     """Write via a temporary file in the target's folder; returns (path, written).
 
     mode Overwrite replaces target; Skip existing leaves an existing target untouched and
-    returns it; Add number takes target, or the first free name of alternatives.
+    returns it; Add number takes target, or the first free name of alternatives. fence, when
+    given, is asked right before the rename (after the slow encode): False raises
+    WriteFencedError and leaves no file behind.
     """
     if mode not in OVERWRITE_MODES:
         raise ValueError(f"overwrite_mode {mode!r} is not one of: {', '.join(OVERWRITE_MODES)}")
@@ -65,6 +72,8 @@ def write_atomically(
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        if fence is not None and not fence():
+            raise WriteFencedError(target)
         if mode == OVERWRITE:
             os.replace(tmp, target)
             return target, True

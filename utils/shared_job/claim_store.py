@@ -22,29 +22,40 @@ Guarantees:
   frozen, cut off from the file server; renewals come every lease/3). Servers racing to take the
   expired claim create one generation, so a server killed while holding k images costs k redos.
 - The lapsed holder may still be running the image: it learns at its next renew ("lost", or
-  "done_elsewhere"); if both runs finish, the first is recorded (above).
+  "done_elsewhere") and at the fence before its result is written (claim_holding), which
+  then writes nothing; if both runs finish anyway (an output node without a fence), the
+  first is recorded (above).
+- A takeover re-reads the lease after publishing its generation: if the holder renewed in
+  between, the image is handed straight back (a "free" generation), so a holder that passed
+  its fence is never run beside a taker.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import threading
 import time
 from typing import Any, NamedTuple
 
-from .files import FsClock, Publisher, read_record
+from .claim_holding import (
+    CLAIM,
+    DONE,
+    FREE,
+    OUTCOMES,
+    RENEW_DONE_ELSEWHERE,
+    RENEW_GONE,
+    RENEW_LOST,
+    RENEW_OK,
+    HeldClaims,
+    JobGoneError,
+)
+from .files import FsClock, Publisher, Record, read_record
 
-CLAIM, FREE, DONE = "claim", "free", "done"  # kinds of a generation
 MINE, HELD, FINISHED, OPEN, UNCLAIMED = "mine", "held", "finished", "open", "unclaimed"  # states of an image
-OUTCOMES = ("done", "skipped")
-RENEW_OK, RENEW_LOST, RENEW_DONE_ELSEWHERE, RENEW_GONE = "ok", "lost", "done_elsewhere", "gone"
 RESEED_AFTER = 64  # finished images met one by one before the done/ folder is listed again
-_GONE = {errno.ENOENT, errno.ESTALE}
 
-
-class JobGoneError(RuntimeError):
-    """The pass's folder disappeared: another server reset the shared batch."""
+__all__ = ["CLAIM", "DONE", "FREE", "OUTCOMES", "RENEW_DONE_ELSEWHERE", "RENEW_GONE", "RENEW_LOST", "RENEW_OK",
+           "Claim", "ClaimStore", "JobGoneError"]
 
 
 class Claim(NamedTuple):
@@ -52,7 +63,7 @@ class Claim(NamedTuple):
     rel_path: str
 
 
-class ClaimStore:
+class ClaimStore(HeldClaims):
     """Claims of one pass for one owner; thread-safe. rel_paths[i] is image i of the pass."""
 
     def __init__(self, folder: str, rel_paths: list[str], start_index: int, publisher: Publisher,
@@ -65,34 +76,21 @@ class ClaimStore:
         self._pub = publisher
         self._clock = clock
         self._lock = threading.RLock()
-        self._cursor = start_index  # every image before it is finished
-        self._finished: set[int] = set()  # finished images at or after the cursor
-        self._floor: dict[int, int] = {}  # image -> a generation known to exist (skip reading older ones)
-        self._held: dict[int, int] = {}  # image -> generation of our claim
+        self._cursor = start_index
+        self._finished: set[int] = set()
+        self._floor: dict[int, int] = {}
+        self._held: dict[int, int] = {}
         self._seeded = False
         self.mine = 0  # images this owner finished (and was first to record) in this pass
-
-    # ----- paths -------------------------------------------------------------------------
-    def _claim_path(self, index: int, gen: int) -> str:
-        return os.path.join(self.folder, "claims", f"{index}.{gen}")
-
-    def _done_path(self, index: int) -> str:
-        return os.path.join(self.folder, "done", str(index))
-
-    def _publish(self, path: str, record: dict[str, Any]) -> bool:
-        try:
-            return self._pub.publish(path, record)
-        except OSError as exc:
-            if exc.errno in _GONE and not os.path.isdir(self.folder):
-                raise JobGoneError(f"the shared pass in '{self.folder}' is gone (reset by another server)") from exc
-            raise
+        self._init_holding()
 
     def _listdir(self, name: str) -> list[str]:
         try:
             return os.listdir(os.path.join(self.folder, name))
         except OSError as exc:
-            if exc.errno in _GONE:
-                raise JobGoneError(f"the shared pass in '{self.folder}' is gone (reset by another server)") from exc
+            gone = self._gone(exc)
+            if gone is not None:
+                raise gone from exc
             raise
 
     # ----- taking an image ---------------------------------------------------------------
@@ -139,12 +137,6 @@ class ClaimStore:
         self._seeded = True
         self._advance()
 
-    def _advance(self) -> None:
-        while self._cursor in self._finished:
-            self._finished.discard(self._cursor)
-            self._floor.pop(self._cursor, None)
-            self._cursor += 1
-
     def _chain(self, index: int, take: bool) -> tuple[str, int]:
         """Walk the image's claim chain from the last generation we knew: (state, generation).
         With take, an image that is free (or whose claim expired) becomes ours: (MINE, our gen)."""
@@ -166,6 +158,12 @@ class ClaimStore:
                     if races > 3:  # exists, yet not readable here (a stale NFS cache): try later
                         return HELD, gen
                     continue
+                if last_claim is not None and not self._still_expired(index, gen - 1, last_claim):
+                    # Its holder renewed between our look and our publish, so it may be passing its
+                    # fence (claim_holding) right now: hand the image straight back, never run both.
+                    self._publish(self._claim_path(index, gen + 1), {"kind": FREE, "owner": self.owner})
+                    self._floor[index] = gen + 1
+                    return HELD, gen - 1
                 if gen > 0 and os.path.exists(self._done_path(index)):
                     # Its holder finished after its lease ran out, and died before closing the chain.
                     self._publish(self._claim_path(index, gen + 1), {"kind": DONE, "owner": self.owner})
@@ -180,75 +178,17 @@ class ClaimStore:
             last_claim = record if kind == CLAIM else None
             gen += 1
 
+    def _still_expired(self, index: int, gen: int, claim: Record) -> bool:
+        try:
+            mtime = os.stat(self._claim_path(index, gen)).st_mtime
+        except FileNotFoundError:
+            return True
+        return self._expired(Record(claim.data, mtime))
+
     def _expired(self, claim: Any) -> bool:
         lease = claim.data.get("lease_s")
         lease = float(lease) if isinstance(lease, (int, float)) and lease > 0 else self.lease_s
         return self._clock.now() - claim.mtime > lease
-
-    # ----- holding and finishing -------------------------------------------------------------
-    def held(self) -> dict[int, int]:
-        with self._lock:
-            return dict(self._held)
-
-    def renew(self, index: int) -> str:
-        """Extend our claim's lease; "ok", or how it was lost: "lost" (taken over after our lease
-        ran out), "done_elsewhere" (and already finished by the taker), "gone" (batch reset)."""
-        with self._lock:
-            gen = self._held.get(index)
-        if gen is None:
-            return RENEW_LOST
-        try:
-            os.utime(self._claim_path(index, gen), None)  # None: the file server's time (NFS)
-        except OSError as exc:
-            if exc.errno in _GONE:
-                return RENEW_GONE
-            raise
-        # Checked after the utime: a taker that decided before it published the next generation.
-        after = read_record(self._claim_path(index, gen + 1))
-        if after is None:
-            return RENEW_OK
-        if after.data.get("kind") == DONE or os.path.exists(self._done_path(index)):
-            return RENEW_DONE_ELSEWHERE
-        return RENEW_LOST
-
-    def complete(self, index: int, outcome: str, reason: str = "") -> bool:
-        """Record image index as finished; True when this call recorded it, False when another
-        server had finished it first (after taking our expired claim): then our run was a redo."""
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
-        with self._lock:
-            gen = self._held.pop(index, None)
-            if gen is None:
-                raise KeyError(f"image {index} is not claimed by {self.owner}")
-            record = {"outcome": outcome, "reason": reason, "file": self.rel_paths[index],
-                      "owner": self.owner, "at": time.time()}
-            won = self._publish(self._done_path(index), record)
-            if won:
-                if outcome == "skipped":
-                    self._publish(os.path.join(self.folder, "skipped", str(index)), record)
-                self._close_chain(index, gen + 1)
-                self.mine += 1
-            self._finished.add(index)
-            self._advance()
-            return won
-
-    def _close_chain(self, index: int, gen: int) -> None:
-        """Append the "done" generation, so the chain itself says finished to every reader."""
-        while not self._publish(self._claim_path(index, gen), {"kind": DONE, "owner": self.owner}):
-            record = read_record(self._claim_path(index, gen))
-            if record is not None and record.data.get("kind") == DONE:
-                return
-            gen += 1
-
-    def release(self, index: int) -> bool:
-        """Give the image back unfinished (Stop or Cancel before or during its run): anyone may take
-        it now. False when our claim had already been taken over."""
-        with self._lock:
-            gen = self._held.pop(index, None)
-            if gen is None:
-                return False
-            self._floor[index] = gen + 1
-            return self._publish(self._claim_path(index, gen + 1), {"kind": FREE, "owner": self.owner})
 
     # ----- what everyone did -------------------------------------------------------------------
     def progress(self) -> dict[str, int]:
@@ -257,11 +197,12 @@ class ClaimStore:
         Incremental: reads the chains of the images finished or taken since the last call, and
         lists skipped/ (skips are few). A joiner's first call lists done/ once."""
         claimed = self._scan(take=False)[1]
+        total = len(self.rel_paths) - self.start_index
         with self._lock:
-            finished = self._cursor - self.start_index + len(self._finished)
-        skipped = sum(1 for n in self._listdir("skipped") if n.isdigit())
-        return {"done": finished - skipped, "skipped": skipped, "claimed": claimed,
-                "total": len(self.rel_paths) - self.start_index, "mine": self.mine}
+            finished = min(total, self._cursor - self.start_index + len(self._finished))
+        skipped = min(finished, sum(1 for n in self._listdir("skipped") if n.isdigit()))
+        return {"done": finished - skipped, "skipped": skipped, "claimed": min(claimed, total - finished),
+                "total": total, "mine": self.mine}
 
     def skipped_files(self) -> list[dict[str, Any]]:
         """[{"file", "reason", "owner", ...}] of every skipped image, in batch order."""

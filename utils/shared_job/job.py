@@ -16,54 +16,32 @@ from __future__ import annotations
 
 import errno
 import os
-import re
-import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .. import log
 from ..file_listing import ImageEntry
 from .claim_store import RENEW_OK, Claim, ClaimStore, JobGoneError
 from .files import FsClock, Publisher, new_owner_id, read_record, unique_name
-from .job_folder import SharedFolderError, folder_problem, lease_from_env
+from .job_folder import ClaimsFolderError, JobStoppedError, SharedFolderError, folder_problem, lease_from_env
+from .passes import Pass, create_pass, latest_number, made_from, read_pass, refusal
 
-_PASS_FILE = re.compile(r"^pass-(\d{6,})\.json$")
-
-__all__ = ["Claim", "JobGoneError", "JobStoppedError", "Pass", "SharedFolderError", "SharedJob"]
-
-
-class JobStoppedError(RuntimeError):
-    """Some server asked every server to stop the shared batch; .record says who, why, which file."""
-
-    def __init__(self, record: dict[str, Any]) -> None:
-        self.record = record
-        where = f" ({record['file']})" if record.get("file") else ""
-        super().__init__(f"the shared batch was stopped by {record.get('by', 'another server')}: "
-                         f"{record.get('reason') or 'stop requested'}{where}")
-
-
-@dataclass(frozen=True)
-class Pass:
-    """One pass over the folder: every server in it works on these entries, by index."""
-
-    pass_id: str
-    number: int
-    entries: list[ImageEntry]
-    start_index: int
-    created_by: str
-    folder: str  # this pass's claims
+__all__ = ["Claim", "ClaimsFolderError", "JobGoneError", "JobStoppedError", "Pass", "SharedFolderError",
+           "SharedJob"]
 
 
 class SharedJob:
     """This server's view of one shared job; thread-safe. Call close() when done with it."""
 
     def __init__(self, folder: str, owner_id: str | None = None, lease_s: float | None = None,
-                 on_lost: Callable[[int, str], None] | None = None, auto_renew: bool = True) -> None:
+                 on_lost: Callable[[int, str], None] | None = None, auto_renew: bool = True,
+                 name: str = "") -> None:
         self.folder = folder
+        self.name = name or os.path.basename(folder)
         self.owner = owner_id or new_owner_id()
         self.lease_s = lease_s if lease_s and lease_s > 0 else lease_from_env()
         self.on_lost = on_lost
@@ -76,38 +54,48 @@ class SharedJob:
         self._wake = threading.Event()
         self._closed = False
         self._renewer: threading.Thread | None = None
+        self.failure: ClaimsFolderError | None = None  # the renewal thread's, until the next press
 
     # ----- the pass ------------------------------------------------------------------------
     def open_pass(self, make_entries: Callable[[], list[ImageEntry]], start_index: int = 0,
-                  new_pass_if_complete: bool = False) -> Pass:
+                  new_pass_if_complete: bool = False, directory: str = "",
+                  settings: dict[str, Any] | None = None) -> Pass:
         """Join the current pass, or create it (listing the folder through make_entries) when there
         is none, or when it is complete and new_pass_if_complete (a press of Queue). Racing servers
-        all end up in the same pass: the pass file is created exclusively."""
+        all end up in the same pass: the pass file is created exclusively. With settings, a pass
+        made from another folder or other settings is refused (SharedFolderError, naming both)."""
         problem = folder_problem(self.folder)
         if problem:
             raise SharedFolderError(problem)
-        with self._lock:
+        with self._lock, self._claims_io():
+            self.failure = None
             for sub in ("owners", "tmp"):
                 os.makedirs(os.path.join(self.folder, sub), exist_ok=True)
             self._clock.beat()
             entries: list[ImageEntry] | None = None
             known = 0  # a pass number known to exist although the listing (an NFS cache) may not show it yet
             for _ in range(200):
-                number = max(self._latest_number(), known)
+                number = max(latest_number(self.folder), known)
                 current = self._read_pass(number) if number else None
                 if number and current is None:
                     time.sleep(0.05)  # being written (file systems without hard links)
                     continue
                 if current is not None and not (new_pass_if_complete and self._store_for(current).is_complete()):
-                    return self._use(current)
+                    why = refusal(self.name, current, directory, settings) if settings is not None else None
+                    if why:
+                        raise SharedFolderError(why)
+                    self._use(current)
+                    self._store().flush_pending()
+                    return current
                 if entries is None:
                     entries = list(make_entries())
                     if not 0 <= start_index < len(entries):
                         raise ValueError(f"start_index {start_index} is outside the {len(entries)} images")
-                created = self._create_pass(number + 1, entries, start_index)
+                origin = made_from(directory, settings, entries) if settings is not None else {}
+                created = create_pass(self.folder, number + 1, entries, start_index, self._pub, origin)
                 if created is not None:
-                    log.info("shared job %s: pass %s started with %d images", os.path.basename(self.folder),
-                             created.pass_id, len(entries))
+                    log.info("shared job %s: pass %s started with %d images", self.name, created.pass_id,
+                             len(entries))
                     return self._use(created)
                 known = number + 1  # another server created it first: join that one
             raise SharedFolderError(f"The pass file of the shared batch in '{self.folder}' stays unreadable: "
@@ -117,34 +105,19 @@ class SharedJob:
     def current_pass(self) -> Pass | None:
         return self._pass
 
-    def _latest_number(self) -> int:
-        numbers = [int(m.group(1)) for m in map(_PASS_FILE.match, os.listdir(self.folder)) if m]
-        return max(numbers, default=0)
-
     def _read_pass(self, number: int) -> Pass | None:
         if self._pass is not None and self._pass.number == number and os.path.isdir(self._pass.folder):
             return self._pass  # unchanged: no need to parse its file list again
-        record = read_record(os.path.join(self.folder, f"pass-{number:06d}.json"))
-        data = record.data if record is not None else {}
-        if "files" not in data:
-            return None
-        entries = [ImageEntry(rel, float(mtime)) for rel, mtime in data["files"]]
-        return Pass(data["pass_id"], number, entries, int(data["start_index"]), data["created_by"],
-                    os.path.join(self.folder, data["data_folder"]))
+        return read_pass(self.folder, number)
 
-    def _create_pass(self, number: int, entries: list[ImageEntry], start_index: int) -> Pass | None:
-        nonce = secrets.token_hex(4)
-        data_folder = f"pass-{number:06d}-{nonce}"
-        for sub in ("claims", "done", "skipped"):
-            os.makedirs(os.path.join(self.folder, data_folder, sub))
-        record = {"pass_id": f"{number}-{nonce}", "start_index": start_index, "created_by": self.owner,
-                  "created_at": time.time(), "data_folder": data_folder,
-                  "files": [[e.rel_path, e.mtime] for e in entries]}
-        if self._pub.publish(os.path.join(self.folder, f"pass-{number:06d}.json"), record):
-            return Pass(record["pass_id"], number, entries, start_index, self.owner,
-                        os.path.join(self.folder, data_folder))
-        shutil.rmtree(os.path.join(self.folder, data_folder), ignore_errors=True)  # lost the race
-        return None
+    @contextmanager
+    def _claims_io(self) -> Iterator[None]:
+        """An OSError of the claims folder (read-only, full, unreachable) becomes a ClaimsFolderError
+        naming the folder; a reset elsewhere stays a JobGoneError."""
+        try:
+            yield
+        except OSError as exc:
+            raise ClaimsFolderError(self.folder, exc) from exc
 
     def _store_for(self, p: Pass) -> ClaimStore:
         if self._claims is not None and self._pass is not None and self._pass.pass_id == p.pass_id:
@@ -164,12 +137,19 @@ class SharedJob:
 
     # ----- claims ------------------------------------------------------------------------------
     def claim_next(self) -> Claim | None:
-        """The next image for this server, claimed; None when none is left to take. Raises
-        JobStoppedError when a stop-all request is on, JobGoneError after another server's reset."""
+        """The next image for this server, claimed; None when none is left to take now (all
+        finished, or the rest held by live servers). Raises JobStoppedError when a stop-all request
+        is on, JobGoneError after another server's reset, ClaimsFolderError when the claims folder
+        fails (here or in the renewal thread since the last press)."""
+        if self.failure is not None:
+            raise self.failure
         stop = self.stop_request()
         if stop is not None:
             raise JobStoppedError(stop)
-        claim = self._store().claim_next()
+        with self._claims_io():
+            store = self._store()
+            store.flush_pending()
+            claim = store.claim_next()
         if claim is not None:
             self._start_renewer()
         return claim
@@ -177,30 +157,46 @@ class SharedJob:
     def renew(self, index: int) -> str:
         """Extend the lease now (the renewal thread does it every lease/3): "ok", "lost",
         "done_elsewhere" or "gone" (see ClaimStore.renew)."""
-        return self._store().renew(index)
+        with self._claims_io():
+            return self._store().renew(index)
+
+    def fence(self, index: int) -> str:
+        """Right before writing a result of image index: "ok" when this server may (see claim_holding)."""
+        with self._claims_io():
+            return self._store().fence(index)
 
     def complete(self, index: int, outcome: str, reason: str = "") -> bool:
         """outcome "done" or "skipped" (reason kept for everyone); False when another server
-        recorded the image first (this run was a redo after our lease ran out)."""
-        return self._store().complete(index, outcome, reason)
+        recorded the image first or our claim was lost (this run was a redo). ClaimsFolderError:
+        the record stays pending and is written at the next chance."""
+        with self._claims_io():
+            return self._store().complete(index, outcome, reason)
 
     def release(self, index: int) -> bool:
         """Give a claimed image back unfinished (Stop/Cancel before or during its run)."""
-        return self._store().release(index)
+        with self._claims_io():
+            return self._store().release(index)
+
+    def forget(self, index: int) -> None:
+        """Stop holding an image without writing (the claims folder failed: it expires for the others)."""
+        self._store().forget(index)
 
     def progress(self) -> dict[str, Any]:
         """{done, skipped, claimed, total, mine, pass_id, servers}: across servers, and this one's part."""
         store = self._store()
-        info: dict[str, Any] = store.progress()
+        with self._claims_io():
+            info: dict[str, Any] = store.progress()
+            info["servers"] = len(self.participants())
         info["pass_id"] = self._pass.pass_id if self._pass else ""
-        info["servers"] = len(self.participants())
         return info
 
     def skipped_files(self) -> list[dict[str, Any]]:
         return self._store().skipped_files()
 
     def is_complete(self) -> bool:
-        return self._store().is_complete()
+        """Every image of the pass has a done record (the only end of a shared chain but a stop)."""
+        with self._claims_io():
+            return self._store().is_complete()
 
     def participants(self) -> list[str]:
         """Owner ids whose heartbeat is younger than two leases (servers taking part now)."""
@@ -258,7 +254,9 @@ class SharedJob:
                 self._renewer.start()
 
     def _renew_loop(self) -> None:
-        """Every lease/3: heartbeat, then renew each claim held; report a lost one once."""
+        """Every lease/3: heartbeat, then renew each claim held and write pending done records;
+        report a lost claim once. A failing claims folder is kept as self.failure (the chain stops
+        at its next claim); renewal goes on, and a folder that comes back clears nothing by itself."""
         reported: set[tuple[str, int]] = set()
         while not self._wake.wait(self.lease_s / 3):
             store = self._claims
@@ -275,6 +273,14 @@ class SharedJob:
                         log.warning("shared job: lost the claim on image %d (%s)", index, result)
                         if self.on_lost is not None:
                             self.on_lost(index, result)
+                if store is not None:
+                    store.flush_pending()
+            except JobGoneError:
+                continue
+            except OSError as exc:
+                if self.failure is None:
+                    self.failure = ClaimsFolderError(self.folder, exc)
+                    log.error("shared job %s: %s", self.name, self.failure)
             except Exception:
                 log.exception("shared job: renewing the claims failed")
 

@@ -7,9 +7,9 @@ lists, never from the folder's path: servers mount the same folder under differe
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
+from typing import Any
 
 from .files import unique_name
 
@@ -23,6 +23,27 @@ class SharedFolderError(RuntimeError):
     """The job folder cannot be written; the message is meant for the user."""
 
 
+class ClaimsFolderError(RuntimeError):
+    """The claims folder failed while a batch used it (read-only, full, unreachable): the chain
+    stops with this message, which names the folder and the error."""
+
+    def __init__(self, folder: str, exc: OSError) -> None:
+        self.folder, self.error = folder, exc
+        super().__init__(f"the shared job's claims folder '{folder}' failed: {exc.strerror or exc}"
+                         f"{f' ({exc.filename})' if exc.filename else ''}. Fix the folder (or set "
+                         f"'{FOLDER_SETTING}' to one every server can write), then press Queue to go on.")
+
+
+class JobStoppedError(RuntimeError):
+    """Some server asked every server to stop the shared batch; .record says who, why, which file."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        where = f" ({record['file']})" if record.get("file") else ""
+        super().__init__(f"the shared batch was stopped by {record.get('by', 'another server')}: "
+                         f"{record.get('reason') or 'stop requested'}{where}")
+
+
 def lease_from_env() -> float:
     """BATCH_IMAGE_LEASE_S, or 60 s: how long a dead server keeps its image before others retake it."""
     try:
@@ -32,13 +53,13 @@ def lease_from_env() -> float:
     return value if value > 0 else DEFAULT_LEASE_S
 
 
-def job_id(shared_job: str, filter_preset: str, custom_pattern: str, include_subfolders: bool, sort_by: str) -> str:
-    """Folder name of a shared job: the same on every server that lists the folder alike.
-    The directory is left out on purpose: servers mount the same folder under different paths."""
-    settings = [shared_job.strip(), filter_preset, custom_pattern.strip() if filter_preset == "Custom" else "",
-                bool(include_subfolders), sort_by]
-    digest = hashlib.sha1(json.dumps(settings).encode("utf-8")).hexdigest()[:12]
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", shared_job.strip())[:40].strip("_") or "job"
+def job_id(shared_job: str) -> str:
+    """Folder name of a shared job: its name alone. Servers with one name meet in one folder, and
+    one that points at another folder or uses other settings is refused with a message (see
+    passes.py) rather than quietly running a job of its own beside the first."""
+    name = shared_job.strip()
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:12]
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:40].strip("_") or "job"
     return f"{slug}-{digest}"
 
 

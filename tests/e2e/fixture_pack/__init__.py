@@ -41,6 +41,21 @@ class BIPTestSleep:
         return (images,)
 
 
+class BIPTestSleepOn(BIPTestSleep):
+    """Waits longer on chosen file names: makes one image of a batch the slow one."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "name": ("STRING", {"default": ""}),
+                             "seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 60.0}),
+                             "slow_if_contains": ("STRING", {"default": ""}),
+                             "slow_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 600.0})}}
+
+    def run(self, images, name, seconds, slow_if_contains, slow_seconds):
+        slow = bool(slow_if_contains) and slow_if_contains in name
+        return super().run(images, slow_seconds if slow else seconds)
+
+
 class BIPTestNoiseImage:
     """A random-noise image made once and returned at no cost: what a loader that costs nothing gives."""
 
@@ -97,6 +112,39 @@ class BIPTestCancelAtEnd:
         return {}
 
 
+class BIPTestClearHistoryAfter:
+    """Clears ComfyUI's whole history the moment this prompt has been written to it (right after the
+    queue's task_done), as a Clear history landing at the worst instant would: anything that learns
+    a prompt's end from /history never sees this one."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "name": ("STRING", {"default": ""}),
+                             "clear_if_contains": ("STRING", {"default": ""})}}
+
+    def run(self, images, name, clear_if_contains):
+        if not (clear_if_contains and clear_if_contains in name):
+            return {}
+        from server import PromptServer
+
+        queue = PromptServer.instance.prompt_queue
+        inner = queue.task_done
+
+        def task_done(*args, **kwargs):
+            queue.task_done = inner  # once, for this prompt
+            result = inner(*args, **kwargs)
+            queue.wipe_history()
+            return result
+
+        queue.task_done = task_done
+        return {}
+
+
 class BIPTestNullSink:
     """An output node that only reads the IMAGE's shape (and where it lives): the benchmarks'
     null workflow, so a run costs the loader plus ComfyUI's own per-prompt work."""
@@ -117,6 +165,6 @@ class BIPTestNullSink:
         return {"ui": info}
 
 
-NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestSleep": BIPTestSleep,
+NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestSleep": BIPTestSleep, "BIPTestSleepOn": BIPTestSleepOn,
                        "BIPTestNoiseImage": BIPTestNoiseImage, "BIPTestNullSink": BIPTestNullSink,
-                       "BIPTestCancelAtEnd": BIPTestCancelAtEnd}
+                       "BIPTestCancelAtEnd": BIPTestCancelAtEnd, "BIPTestClearHistoryAfter": BIPTestClearHistoryAfter}
