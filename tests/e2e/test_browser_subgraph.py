@@ -59,10 +59,11 @@ def convert_to_subgraph(page: Any, node_ids: list[int]) -> int:
     """Select nodes of the graph on the canvas and run the frontend's "Convert to Subgraph"."""
     return page.evaluate("""async (ids) => {
         const graph = app.canvas.graph;
+        const before = new Set(graph.nodes.map((node) => node.id));
         app.canvas.deselectAll?.();
         app.canvas.selectItems(ids.map((id) => graph.getNodeById(id)));
         await app.extensionManager.command.execute('Comfy.Graph.ConvertToSubgraph');
-        return [...app.canvas.selectedItems][0].id;
+        return graph.nodes.find((node) => !before.has(node.id) && node.isSubgraphNode?.()).id;
     }""", node_ids)
 
 
@@ -158,6 +159,7 @@ def test_a_loader_in_a_subgraph_shows_its_batch_and_its_buttons_reach_it(
         page.wait_for_function(f"() => ({NODE_AT})('{outer}')?.batchProgressText === 'Batch: 3 / 3 - done'",
                                timeout=10_000)
         assert len(saved(out)) == 3
+        client.wait_idle(timeout=60)  # a press right at the end would count as the auto-queue's
 
         click_run(page)  # a finished batch starts over; Stop pressed inside while its first image runs
         wait_status(page, loader, "text.startsWith('0 / 3')")
