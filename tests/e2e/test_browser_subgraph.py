@@ -122,8 +122,10 @@ def saved(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*.png")) if folder.exists() else []
 
 
-def server_batches(client: ComfyClient) -> dict[str, str]:
-    return {row["node_id"]: row["directory"] for row in client.get(STATUS)["batches"]}
+def server_batches(client: ComfyClient, workflow_id: str) -> dict[str, str]:
+    """The batches the server knows of one workflow: execution id -> folder."""
+    return {row["node_id"]: row["directory"] for row in client.get(STATUS)["batches"]
+            if row["workflow_id"] == workflow_id}
 
 
 @pytest.mark.parametrize("shape", ["alone", "with_neighbours", "nested"])
@@ -134,6 +136,7 @@ def test_a_loader_in_a_subgraph_shows_its_batch_and_its_buttons_reach_it(
         img.write_png(input_folder / f"sg_{i}.png", 64, 48, seed=i)
     out = comfy_server.output_dir / f"subgraph_{shape}"
     workflow = with_sleep(json.loads(EXAMPLE.read_text()), 1.5)
+    workflow["id"] = str(uuid.uuid4())  # a batch of its own: the server is shared with other tests
     sleep_id = workflow["last_node_id"]
     with comfy_page(comfy_server.url) as page:
         skip_without_subgraphs(page)
@@ -148,7 +151,7 @@ def test_a_loader_in_a_subgraph_shows_its_batch_and_its_buttons_reach_it(
         open_graph_of(page, loader)
 
         # A button pressed before any batch: the server knows no batch of this id, and the node says so.
-        status, body = client.request("POST", "/batch_image_processing/stop", {"node_id": loader})
+        status, body = client.request("POST", "/batch_image_processing/stop", {"node_id": loader, "workflow_id": workflow["id"]})
         assert status == 404 and loader in body["error"], (status, body)
         click_button(page, loader, "Stop batch")
         wait_status(page, loader, f"text.includes('No batch known for node {loader}')", timeout=10)
@@ -173,7 +176,7 @@ def test_a_loader_in_a_subgraph_shows_its_batch_and_its_buttons_reach_it(
 
         click_button(page, loader, "Reset")  # the next Run starts at start_index, not at image 2
         wait_status(page, loader, "text.startsWith('Position forgotten')", timeout=10)
-        assert loader not in server_batches(client)
+        assert loader not in server_batches(client, workflow["id"])
         click_run(page)
         wait_status(page, loader, "text.includes('done')")
         client.wait_idle(timeout=60)
@@ -229,7 +232,8 @@ def test_two_copies_of_one_subgraph_are_two_batches(
     outs = (comfy_server.output_dir / "copy_a", comfy_server.output_dir / "copy_b")
     with comfy_page(comfy_server.url) as page:
         skip_without_subgraphs(page)
-        load_workflow(page, two_copies((str(folders[0]), str(folders[1])), (outs[0].name, outs[1].name)))
+        workflow = two_copies((str(folders[0]), str(folders[1])), (outs[0].name, outs[1].name))
+        load_workflow(page, workflow)
         assert loader_ids(page) == ["5:1", "6:1"]
         click_run(page)
         client.wait_for(lambda: len(saved(outs[0])) == 3 and len(saved(outs[1])) == 3, timeout=120,
@@ -237,7 +241,7 @@ def test_two_copies_of_one_subgraph_are_two_batches(
         client.wait_idle(timeout=60)
         assert saved(outs[0]) == ["a_0_x2.png", "a_1_x2.png", "a_2_x2.png"]
         assert saved(outs[1]) == ["b_0_x2.png", "b_1_x2.png", "b_2_x2.png"]
-        assert server_batches(client) == {"5:1": str(folders[0]), "6:1": str(folders[1])}
+        assert server_batches(client, workflow["id"]) == {"5:1": str(folders[0]), "6:1": str(folders[1])}
         page.wait_for_function(f"() => ['5', '6'].every((id) => ({NODE_AT})(id)?.batchProgressText"
                                " === 'Batch: 3 / 3 - done')", timeout=10_000)
 
@@ -245,7 +249,7 @@ def test_two_copies_of_one_subgraph_are_two_batches(
         wait_status(page, "5:1", "text.startsWith('3 / 3 - ')", timeout=10)
         click_button(page, "5:1", "Reset")
         wait_status(page, "5:1", "text.startsWith('Position forgotten')", timeout=10)
-        assert server_batches(client) == {"6:1": str(folders[1])}
+        assert server_batches(client, workflow["id"]) == {"6:1": str(folders[1])}
         page.wait_for_function(f"() => ({NODE_AT})('5')?.batchProgressText === ''", timeout=10_000)
         assert line_under(page, "6") == "Batch: 3 / 3 - done"
 
