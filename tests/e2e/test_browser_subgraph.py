@@ -55,15 +55,16 @@ def skip_without_subgraphs(page: Any) -> None:
         pytest.skip("this frontend has no subgraphs")
 
 
-def convert_to_subgraph(page: Any, node_ids: list[int]) -> int:
-    """Select nodes of the graph on the canvas and run the frontend's "Convert to Subgraph"."""
+def convert_to_subgraph(page: Any, node_ids: list[int]) -> str:
+    """Select nodes of the graph on the canvas and run the frontend's "Convert to Subgraph": the new
+    subgraph node's id."""
     return page.evaluate("""async (ids) => {
         const graph = app.canvas.graph;
         const before = new Set(graph.nodes.map((node) => node.id));
         app.canvas.deselectAll?.();
         app.canvas.selectItems(ids.map((id) => graph.getNodeById(id)));
         await app.extensionManager.command.execute('Comfy.Graph.ConvertToSubgraph');
-        return graph.nodes.find((node) => !before.has(node.id) && node.isSubgraphNode?.()).id;
+        return String(graph.nodes.find((node) => !before.has(node.id) && node.isSubgraphNode?.()).id);
     }""", node_ids)
 
 
@@ -145,13 +146,14 @@ def test_a_loader_in_a_subgraph_shows_its_batch_and_its_buttons_reach_it(
         set_widget(page, "BatchImageSaver", "output_directory", out.name)
         outer = convert_to_subgraph(page, [1, sleep_id] if shape == "with_neighbours" else [1])
         if shape == "nested":
-            outer = convert_to_subgraph(page, [outer])
+            outer = convert_to_subgraph(page, [int(outer)])
         [loader] = loader_ids(page)
         assert loader.count(":") == (2 if shape == "nested" else 1) and loader.startswith(f"{outer}:"), loader
         open_graph_of(page, loader)
 
         # A button pressed before any batch: the server knows no batch of this id, and the node says so.
-        status, body = client.request("POST", "/batch_image_processing/stop", {"node_id": loader, "workflow_id": workflow["id"]})
+        status, body = client.request("POST", "/batch_image_processing/stop",
+                                      {"node_id": loader, "workflow_id": workflow["id"]})
         assert status == 404 and loader in body["error"], (status, body)
         click_button(page, loader, "Stop batch")
         wait_status(page, loader, f"text.includes('No batch known for node {loader}')", timeout=10)
