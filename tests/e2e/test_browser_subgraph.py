@@ -167,8 +167,9 @@ def test_a_loader_in_a_subgraph_shows_its_batch_and_its_buttons_reach_it(
         client.wait_idle(timeout=60)  # a press right at the end would count as the auto-queue's
 
         click_run(page)  # a finished batch starts over; Stop pressed inside while its first image runs
-        wait_status(page, loader, "text.startsWith('0 / 3')")
-        assert line_under(page, outer).startswith("Batch: 0 / 3"), line_under(page, outer)
+        page.wait_for_function(f"() => ({NODE_AT})('{loader}')?.batchStatusText?.startsWith('0 / 3') "
+                               f"&& ({NODE_AT})('{outer}')?.batchProgressText?.startsWith('Batch: 0 / 3')",
+                               timeout=60_000)  # the line inside and the one on the root graph, at once
         click_button(page, loader, "Stop batch")
         client.wait_idle(timeout=60)
         wait_status(page, loader, "text.includes('stopped')", timeout=30)
