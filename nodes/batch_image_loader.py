@@ -243,13 +243,14 @@ class BatchImageLoader:
             loaded = controller().load_next(
                 settings, iteration_mode, error_handling, int(start_index), prompt, extra_pnginfo, device, dtype,
                 color_profile=color_profile if color_profile in COLOR_PROFILE_MODES else CONVERT_TO_SRGB,
+                images_per_run=int(images_per_run),
             )
         except (BatchError, OSError) as exc:
             raise RuntimeError(f"Batch Image Loader: {exc}") from None
         if loaded is None:
             blocker = bridge.execution_blocker()
             return tuple(blocker for _ in OUTPUTS)
-        image, mask = loaded.image.tensors(device, dtype)
+        image, mask = loaded.tensors(device, dtype)
         entry = loaded.entry
         return (
             image,
@@ -261,5 +262,5 @@ class BatchImageLoader:
             loaded.index,
             loaded.total,
             loaded.is_last,
-            entry.rel_path,
+            loaded.run_files,
         )

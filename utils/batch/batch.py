@@ -72,6 +72,7 @@ class Batch:
     shared: SharedJob | None = None  # several servers share it: images come from the job's claims
     waiting: int = 0  # shared: images of the pass held by other servers while this one has none to take
     failure: str = ""  # shared: the claims folder failed during this chain (it stops with this error)
+    held_image: Any = None  # images_per_run: the decoded image that ended the last run (run.HeldImage)
 
     @classmethod
     def new_pass(cls, settings: BatchSettings, start_index: int, store: StateStore) -> Batch:
@@ -228,7 +229,7 @@ class Batch:
     def end_chain(self, status: str, error: str = "") -> None:
         """No more prompts for this batch. status: COMPLETE, or STOPPED (error = why, if it failed)."""
         self.phase, self.prompt_id, self.posting = IDLE, None, False
-        self.ended_at = time.time()
+        self.ended_at, self.held_image = time.time(), None
         if self.state.status == RUNNING or status == COMPLETE:
             self.state.status = status
             self.state.last_error = error
