@@ -62,7 +62,9 @@ def pick_run(batch: Batch, size: int, error_policy: str, prefetcher: Prefetcher,
     if batch.shared is not None:
         return _pick_shared_run(batch, size, error_policy, prefetcher, color_profile, lock, on_wait, decode)
     entries, index = batch.entries, batch.state.next_index
-    prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in range(index, min(index + size, len(entries)))],
+    kept = batch.held_image is not None and batch.held_image.index == index  # decoded already
+    prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in range(index + kept,
+                                                                               min(index + size, len(entries)))],
                             color_profile)
     members: list[LoadedImage] = []
     unreadable: list[tuple[int, str, str]] = []

@@ -1,0 +1,154 @@
+"""images_per_run: how a run is filled (utils/batch/run.py), recorded once (prompt_runs.LoaderRun),
+and turned into one IMAGE/MASK batch (utils/images/tensors.py)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import imagefiles as img
+import pytest
+import torch
+from batch_image_processing.utils.batch.batch import Batch
+from batch_image_processing.utils.batch.prompt_runs import SKIP_ON_ERROR, STOP_ON_ERROR, LoaderRun, PromptRun
+from batch_image_processing.utils.batch.run import pick_run, prefetch_after
+from batch_image_processing.utils.batch.state import BatchSettings, StateStore
+from batch_image_processing.utils.images import prefetch
+from batch_image_processing.utils.images.decode import DecodeError, decode_image
+from batch_image_processing.utils.images.prefetch import Prefetcher, decode_only
+from batch_image_processing.utils.images.tensors import to_batch_tensors, to_tensors
+
+LOCK = threading.RLock()
+
+
+@pytest.fixture(autouse=True)
+def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files here are seconds old at most: trust their timestamps (prefetch has the window's test)."""
+    monkeypatch.setattr(prefetch, "RACY_WINDOW_NS", 0)
+
+
+def make_batch(tmp_path: Path, sizes: list[tuple[int, int] | None]) -> Batch:
+    """img0..imgN: an RGB PNG of each (width, height), an unreadable file where the size is None."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, size in enumerate(sizes):
+        if size is None:
+            img.write_text_as_image(folder / f"img{i}.png")
+        else:
+            img.write_png(folder / f"img{i}.png", *size, seed=i)
+    settings = BatchSettings("1", str(folder), "All Images", "", False, "Name (natural)", "wf")
+    return Batch.new_pass(settings, 0, StateStore(str(tmp_path / "state")))
+
+
+def counting_decode(calls: list[str]):
+    def decode(path: str, device=None, dtype=None, color_profile: str = "Convert to sRGB"):
+        calls.append(os.path.basename(path))
+        return decode_only(path, device, dtype, color_profile)
+    return decode
+
+
+def take(batch: Batch, k: int, policy: str = STOP_ON_ERROR, calls: list[str] | None = None,
+         prefetcher: Prefetcher | None = None) -> LoaderRun | None:
+    loaded = pick_run(batch, k, policy, prefetcher or Prefetcher(), "Convert to sRGB", LOCK,
+                      decode=counting_decode(calls if calls is not None else []))
+    return LoaderRun.of(batch, loaded, policy) if loaded is not None else None
+
+
+def indexes(run: LoaderRun | None) -> list[int]:
+    assert run is not None
+    return [i.index for i in run.images]
+
+
+def test_a_run_ends_at_another_size_and_that_image_starts_the_next_run_decoded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = (8, 6), (6, 8)
+    batch = make_batch(tmp_path, [a, a, b, a, a, a, a])
+    calls: list[str] = []  # inline and on the pool
+    monkeypatch.setattr(prefetch, "decode_only", counting_decode(calls))
+    pool = Prefetcher()
+    first = take(batch, 4, calls=calls, prefetcher=pool)
+    assert indexes(first) == [0, 1] and batch.state.next_index == 0, "the position moves only when the run ends"
+    assert first is not None
+    first.record_finished(None)
+    assert (batch.state.next_index, batch.state.done) == (2, 2)
+    second = take(batch, 4, calls=calls, prefetcher=pool)
+    assert indexes(second) == [2]
+    assert calls.count("img2.png") == 1, "the image that ended the run was decoded again"
+    assert second is not None
+    second.record_finished(None)
+    assert indexes(take(batch, 4, calls=calls, prefetcher=pool)) == [3, 4, 5, 6]
+    assert sorted(calls) == [f"img{i}.png" for i in range(7)], "an image was decoded twice"
+
+
+def test_an_unreadable_image_is_passed_over_and_recorded_with_its_run(tmp_path: Path) -> None:
+    batch = make_batch(tmp_path, [(8, 8), None, (8, 8), (8, 8), (8, 8), (8, 8)])
+    run = take(batch, 4, SKIP_ON_ERROR)
+    assert indexes(run) == [0, 2, 3, 4], "the run was not filled with the next readable images"
+    assert run is not None and batch.state.skipped == [] and batch.state.next_index == 0
+    run.give_back("")  # cancelled: nothing recorded, the unreadable file is met again on resume
+    assert batch.state.skipped == [] and batch.state.next_index == 0
+    run.record_finished(None)
+    assert (batch.state.next_index, batch.state.done, [s["file"] for s in batch.state.skipped]) == (5, 4, ["img1.png"])
+
+
+def test_a_failed_run_skips_every_image_of_it(tmp_path: Path) -> None:
+    batch = make_batch(tmp_path, [(8, 8)] * 5)
+    prompt = PromptRun("p", loaders=[run for run in [take(batch, 3, SKIP_ON_ERROR)] if run is not None])
+    batch.begin_chain("p", 0.0, None)
+    go_on, errors = prompt.record("error", "node 2 failed")
+    assert go_on is False and errors == {}  # no template: no next prompt in this test
+    assert [s["file"] for s in batch.state.skipped] == ["img0.png", "img1.png", "img2.png"]
+    assert batch.state.next_index == 3 and batch.state.done == 0
+
+
+def test_stop_on_error_names_every_file_of_the_run_and_keeps_the_position(tmp_path: Path) -> None:
+    batch = make_batch(tmp_path, [(8, 8)] * 4)
+    prompt = PromptRun("p", loaders=[run for run in [take(batch, 3)] if run is not None])
+    batch.begin_chain("p", 0.0, None)
+    _, errors = prompt.record("error", "boom")
+    assert errors[batch.key] == "img0.png, img1.png, img2.png: boom" and batch.state.next_index == 0
+
+
+def test_stop_on_error_raises_for_an_unreadable_image_inside_a_run(tmp_path: Path) -> None:
+    batch = make_batch(tmp_path, [(8, 8), (8, 8), None])
+    with pytest.raises(DecodeError):
+        take(batch, 4)
+    assert batch.state.next_index == 0
+
+
+def test_nothing_readable_left_records_the_skips_and_returns_none(tmp_path: Path) -> None:
+    batch = make_batch(tmp_path, [None, None])
+    assert take(batch, 4, SKIP_ON_ERROR) is None
+    assert batch.state.next_index == 2 and len(batch.state.skipped) == 2
+
+
+def test_the_next_run_is_decoded_on_the_pool_while_the_current_one_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = make_batch(tmp_path, [(8, 8)] * 7)
+    background: list[str] = []
+    monkeypatch.setattr(prefetch, "decode_only", counting_decode(background))
+    pool = Prefetcher()
+    inline: list[str] = []
+    loaded = pick_run(batch, 3, STOP_ON_ERROR, pool, "Convert to sRGB", LOCK, decode=counting_decode(inline))
+    assert loaded is not None and inline == [], "the run's own images are decoded on the pool too"
+    prefetch_after(batch, loaded, 3, pool, (None, None, "Convert to sRGB"))
+    LoaderRun.of(batch, loaded, STOP_ON_ERROR).record_finished(None)
+    nxt = pick_run(batch, 3, STOP_ON_ERROR, pool, "Convert to sRGB", LOCK, decode=counting_decode(inline))
+    assert nxt is not None and [m.index for m in nxt.members] == [3, 4, 5] and inline == []
+    assert sorted(background) == [f"img{i}.png" for i in range(6)], "an image was decoded twice"
+
+
+def test_batch_tensors_equal_the_single_images_stacked(tmp_path: Path) -> None:
+    img.write_png(tmp_path / "rgb.png", 5, 4, seed=1)
+    img.write_rgba_png(tmp_path / "rgba.png", 5, 4)
+    img.write_rgb16_png(tmp_path / "deep.png", 5, 4)
+    decoded = [decode_image(str(tmp_path / n)) for n in ("rgb.png", "rgba.png", "deep.png")]
+    for dtype in (torch.float32, torch.float16):
+        image, mask = to_batch_tensors(decoded, "cpu", dtype)
+        singles = [to_tensors(d, "cpu", dtype) for d in decoded]
+        assert image.shape == (3, 4, 5, 3) and mask.shape == (3, 4, 5) and image.dtype == dtype
+        assert torch.equal(image, torch.cat([s[0] for s in singles]))
+        assert torch.equal(mask, torch.cat([s[1] for s in singles]))
