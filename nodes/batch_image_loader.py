@@ -18,15 +18,17 @@ from ..utils.paths import resolve_folder
 MAX_IMAGES_PER_RUN = 4096
 
 OUTPUTS = (
-    ("IMAGE", "IMAGE", "The image, float RGB in 0..1, EXIF rotation applied."),
+    ("IMAGE", "IMAGE", "The image, float RGB in 0..1, EXIF rotation applied; with images_per_run, the run's k images "
+     "as one batch."),
     ("MASK", "MASK", "1 - alpha of the image; all zeros (same size) when it has no transparency."),
-    ("STRING", "FILENAME", "File name with extension, e.g. beach_001.jpg. Link it to Batch Image Saver."),
+    ("STRING", "FILENAME", "File name with extension, e.g. beach_001.jpg (of the run's first image). Link it to Batch "
+     "Image Saver."),
     ("STRING", "BASE_NAME", "File name without extension, e.g. beach_001."),
     ("STRING", "RELATIVE_PATH", "Subfolder of the file relative to directory ('' at the top level)."),
     ("STRING", "FULL_PATH", "Absolute path of the file."),
-    ("INT", "INDEX", "0-based position of the image in the batch."),
+    ("INT", "INDEX", "0-based position of the image (the run's first) in the batch."),
     ("INT", "TOTAL_COUNT", "Number of images in the batch."),
-    ("BOOLEAN", "BATCH_COMPLETE", "True on the last image of the batch."),
+    ("BOOLEAN", "BATCH_COMPLETE", "True on the last image of the batch (on the run that holds it)."),
     ("STRING", "RUN_FILES", "The relative paths of every image of this run, one per line, in the order of IMAGE "
      "(just FILENAME's path when images_per_run is 1)."),
 )

@@ -98,14 +98,15 @@ class BatchImageSaver:
                 }),
                 "filename": ("STRING", {
                     "default": "",
-                    "tooltip": "Link the loader's FILENAME here to keep each input's name. "
-                    "Empty: numbered names (image_1, image_2, ...).",
+                    "tooltip": "Link the loader's FILENAME here to keep each input's name (with images_per_run, "
+                    "each image of the run gets its own input's name). Empty: numbered names (image_1, image_2, ...).",
                 }),
             },
             "optional": {
                 "relative_path": ("STRING", {
                     "default": "",
-                    "tooltip": "Link the loader's RELATIVE_PATH here to mirror the input's subfolders. "
+                    "tooltip": "Link the loader's RELATIVE_PATH here to mirror the input's subfolders (each image of a "
+                    "run its own). "
                     "'..' and absolute parts are ignored: files always stay inside output_directory.",
                 }),
                 "filename_prefix": ("STRING", {"default": "", "tooltip": "Text put before each file name."}),
