@@ -90,6 +90,7 @@ def pick_run(batch: Batch, size: int, error_policy: str, prefetcher: Prefetcher,
             for skipped in unreadable:
                 batch.record_skip(*skipped)
         return None
+    batch.run_images = len(members)
     return LoadedImage(*_first_fields(members[0]), more=members[1:], unreadable=unreadable)
 
 
@@ -118,6 +119,7 @@ def _pick_shared_run(batch: Batch, size: int, error_policy: str, prefetcher: Pre
         prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in claims], color_profile)
         members = _decode_claims(batch, claims, error_policy, prefetcher, color_profile, lock, decode)
         if members:
+            batch.run_images = len(members)
             return LoadedImage(*_first_fields(members[0]), more=members[1:])
 
 
