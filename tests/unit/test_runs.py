@@ -131,14 +131,36 @@ def test_the_next_run_is_decoded_on_the_pool_while_the_current_one_works(
     background: list[str] = []
     monkeypatch.setattr(prefetch, "decode_only", counting_decode(background))
     pool = Prefetcher()
-    inline: list[str] = []
+    inline: list[str] = []  # images the pool had not started: the prompt's thread decodes them
     loaded = pick_run(batch, 3, STOP_ON_ERROR, pool, "Convert to sRGB", LOCK, decode=counting_decode(inline))
-    assert loaded is not None and inline == [], "the run's own images are decoded on the pool too"
+    assert loaded is not None
     prefetch_after(batch, loaded, 3, pool, (None, None, "Convert to sRGB"))
+    for _ in range(100):  # the next run is decoded while "the workflow" runs
+        if sum(name in background for name in ("img3.png", "img4.png", "img5.png")) == 3:
+            break
+        threading.Event().wait(0.01)
     LoaderRun.of(batch, loaded, STOP_ON_ERROR).record_finished(None)
     nxt = pick_run(batch, 3, STOP_ON_ERROR, pool, "Convert to sRGB", LOCK, decode=counting_decode(inline))
-    assert nxt is not None and [m.index for m in nxt.members] == [3, 4, 5] and inline == []
-    assert sorted(background) == [f"img{i}.png" for i in range(6)], "an image was decoded twice"
+    assert nxt is not None and [m.index for m in nxt.members] == [3, 4, 5]
+    assert not {"img3.png", "img4.png", "img5.png"} & set(inline), "the next run was not prefetched"
+    assert sorted(background + inline) == [f"img{i}.png" for i in range(6)], "an image was decoded twice"
+
+
+def test_a_decode_the_pool_has_not_started_is_left_to_the_prompt_thread(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.png")
+    img.write_png(tmp_path / "a.png", 4, 4)
+    pool = Prefetcher()
+    pool.schedule_run("k", [(0, path)])
+    assert pool.take("k", 0, path) is not None
+    gate = threading.Event()
+    for _ in range(prefetch.RUN_DECODE_THREADS):  # every thread of the pool busy
+        pool._run_executor.submit(gate.wait)  # type: ignore[union-attr]
+    pool.schedule_run("k", [(1, path), (2, path)])
+    try:
+        assert pool.take("k", 1, path, steal=True) is None, "waited for a busy pool"
+    finally:
+        gate.set()
+    assert pool.take("k", 2, path) is not None
 
 
 def test_batch_tensors_equal_the_single_images_stacked(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ The position moves only when the run's prompt has finished (prompt_runs.LoaderRu
 redoes at most one run. A shared batch claims the run's images one claim each, all at the run's
 start, so fencing and done records stay per image; a claim whose image has another size is
 given back. The images of a run are decoded on a small pool (prefetch.RUN_DECODE_THREADS), and
-the next run is decoded there while the current one works.
+the next run is decoded there while the current one works; the prompt's own thread decodes the
+images the pool has not started yet instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _take(batch: Batch, index: int, path: str, prefetcher: Prefetcher, color_pro
     if (held is not None and (held.index, held.path, held.color_profile) == (index, path, color_profile)
             and signature is not None and held.signature == signature):
         return held.prepared, signature
-    prepared = prefetcher.take(batch.key, index, path, color_profile)
+    prepared = prefetcher.take(batch.key, index, path, color_profile, steal=True)
     return (prepared if prepared is not None else decode(path, None, None, color_profile)), signature
 
 
@@ -129,8 +130,8 @@ def _decode_claims(batch: Batch, claims: list[int], error_policy: str, prefetche
     for n, index in enumerate(claims):
         entry, path = batch.entries[index], batch.full_path(index)
         try:
-            prepared = prefetcher.take(batch.key, index, path, color_profile) or decode(path, None, None,
-                                                                                      color_profile)
+            prepared = prefetcher.take(batch.key, index, path, color_profile, steal=True) or \
+                decode(path, None, None, color_profile)
         except DecodeError as exc:
             if error_policy != SKIP_ON_ERROR:
                 batch.give_back(index, f"{entry.rel_path}: {exc.reason}", entry.rel_path)

@@ -197,9 +197,11 @@ class Prefetcher:
         for old in dropped:
             old.future.cancel()
 
-    def take(self, key: str, index: int, path: str, color_profile: str = CONVERT_TO_SRGB) -> PreparedImage | None:
+    def take(self, key: str, index: int, path: str, color_profile: str = CONVERT_TO_SRGB,
+             steal: bool = False) -> PreparedImage | None:
         """The prefetched image if it is this one, in this colour mode, and still current, else
-        None (decode it yourself).
+        None (decode it yourself). steal: also None when its decode has not started yet (the
+        caller's thread decodes it rather than wait for a busy pool).
 
         Images of the key behind index are dropped; those ahead stay. A decode error of a
         still-current file is raised here, as a direct decode would.
@@ -216,6 +218,8 @@ class Prefetcher:
             return None
         if pending.path != path or pending.target[2] != color_profile or file_signature(path) != pending.signature:
             pending.future.cancel()
+            return None
+        if steal and pending.future.cancel():
             return None
         return pending.future.result()
 
