@@ -168,9 +168,12 @@ def test_batch_tensors_equal_the_single_images_stacked(tmp_path: Path) -> None:
     img.write_rgba_png(tmp_path / "rgba.png", 5, 4)
     img.write_rgb16_png(tmp_path / "deep.png", 5, 4)
     decoded = [decode_image(str(tmp_path / n)) for n in ("rgb.png", "rgba.png", "deep.png")]
-    for dtype in (torch.float32, torch.float16):
-        image, mask = to_batch_tensors(decoded, "cpu", dtype)
-        singles = [to_tensors(d, "cpu", dtype) for d in decoded]
-        assert image.shape == (3, 4, 5, 3) and mask.shape == (3, 4, 5) and image.dtype == dtype
-        assert torch.equal(image, torch.cat([s[0] for s in singles]))
-        assert torch.equal(mask, torch.cat([s[1] for s in singles]))
+    image, mask = to_batch_tensors(decoded, "cpu", torch.float32)
+    singles = [to_tensors(d, "cpu", torch.float32) for d in decoded]
+    assert image.shape == (3, 4, 5, 3) and mask.shape == (3, 4, 5) and image.dtype == torch.float32
+    assert torch.equal(image, torch.cat([s[0] for s in singles]))
+    assert torch.equal(mask, torch.cat([s[1] for s in singles]))
+    # float16 (--fp16-intermediates): each value the float32 one correctly rounded, 16-bit sources too
+    half, half_mask = to_batch_tensors(decoded, "cpu", torch.float16)
+    assert half.dtype == torch.float16 and torch.equal(half, image.to(torch.float16))
+    assert torch.equal(half_mask, mask.to(torch.float16))

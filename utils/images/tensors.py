@@ -97,7 +97,9 @@ def to_batch_tensors(
 
 
 def _fill(out: torch.Tensor, compact: torch.Tensor, scale: float) -> torch.Tensor:
-    """Write compact pixels into a slice of a batch tensor (moved to its device first, then scaled)."""
+    """Write compact pixels into a slice of a batch tensor (moved to its device first), converted
+    and scaled in one pass over the slice (the same values as a copy, then a division)."""
     source = compact if out.device.type == "cpu" else compact.to(out.device)
-    out.copy_(source.expand(out.shape))
-    return out.div_(scale) if scale != 1.0 else out
+    if scale == 1.0:
+        return out.copy_(source.expand(out.shape))
+    return torch.div(source.expand(out.shape), scale, out=out)
