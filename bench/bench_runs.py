@@ -33,7 +33,7 @@ ONLY = os.environ.get("BENCH_RUNS_ONLY", "")  # e.g. "JPEG": only the cases whos
 
 CASES = (  # label, file kind, size, images, images_per_run values, with core LoadImage
     ("256 px PNG", "png", 256, 160, (1, 16), True),
-    ("2048 px JPEG", "jpg", 2048, 16, (1, 8), False),
+    ("2048 px JPEG", "jpg", 2048, 32, (1, 8), False),
     ("1024 px PNG", "png", 1024, 24, (1, 4), False),
 )
 
