@@ -15,7 +15,8 @@ from PIL import Image
 from workflows import loader_node, saver_node
 
 
-def run_workflow(directory: Path, out: Path, k: int, sleep: float = 0.0, fail_on: str = "", **loader: object) -> dict:
+def run_workflow(directory: Path, out: Path, k: int, sleep: float = 0.0, fail_on: str = "",
+                 file_format: str = "png", **loader: object) -> dict:
     """loader (images_per_run k) -> (sleep) -> (fail when FILENAME contains fail_on) -> ImageInvert -> saver."""
     prompt: dict = {"1": loader_node(str(directory), images_per_run=k, **loader)}
     source: list = ["1", 0]
@@ -27,7 +28,7 @@ def run_workflow(directory: Path, out: Path, k: int, sleep: float = 0.0, fail_on
                         "inputs": {"images": source, "name": ["1", 2], "fail_if_contains": fail_on}}
         source = ["11", 0]
     prompt["2"] = {"class_type": "ImageInvert", "inputs": {"image": source}}
-    prompt["3"] = saver_node(["2", 0], str(out))
+    prompt["3"] = saver_node(["2", 0], str(out), file_format=file_format)
     return prompt
 
 
@@ -75,6 +76,25 @@ def test_mixed_sizes_with_eight_per_run_give_every_input_its_own_result(
     client.wait_idle()
     assert results(one) == sorted(pixels)
     assert len(batch_runs(client, str(input_folder))) == 5 + len(pixels)
+
+
+def test_each_image_of_a_run_keeps_its_own_format_and_exif(client: ComfyClient, input_folder: Path,
+                                                          tmp_path: Path) -> None:
+    img.write_png(input_folder / "a.png", 6, 4, seed=1)
+    exif = Image.Exif()
+    exif[0x010F] = "CameraOfB"
+    Image.new("RGB", (6, 4), (9, 99, 199)).save(input_folder / "b.jpg", quality=95, exif=exif.tobytes())
+    Image.new("RGB", (6, 4), (200, 100, 0)).save(input_folder / "c.webp", lossless=True)
+    out = tmp_path / "out"
+    client.queue_prompt(run_workflow(input_folder, out, 4, file_format="same as input"))
+    client.wait_idle()
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg", "c.webp"]
+    assert len(batch_runs(client, str(input_folder))) == 1, "the three images did not come as one run"
+    with Image.open(out / "b.jpg") as b, Image.open(out / "c.webp") as c, Image.open(out / "a.png") as a:
+        assert (b.format, c.format, a.format) == ("JPEG", "WEBP", "PNG")
+        assert b.getexif().get(0x010F) == "CameraOfB", "b.jpg's result lost its own EXIF"
+        # (WebP carries the workflow in its Make tag, as ComfyUI's own WebP saver does)
+        assert "CameraOfB" not in str(a.getexif().get(0x010F)) + str(c.getexif().get(0x010F)), "EXIF of another input"
 
 
 @pytest.mark.parametrize("value", [0, 100_000])
