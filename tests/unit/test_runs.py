@@ -18,6 +18,7 @@ from batch_image_processing.utils.images import prefetch
 from batch_image_processing.utils.images.decode import DecodeError, decode_image
 from batch_image_processing.utils.images.prefetch import Prefetcher, decode_only
 from batch_image_processing.utils.images.tensors import to_batch_tensors, to_tensors
+from PIL import Image
 
 LOCK = threading.RLock()
 
@@ -167,10 +168,11 @@ def test_batch_tensors_equal_the_single_images_stacked(tmp_path: Path) -> None:
     img.write_png(tmp_path / "rgb.png", 5, 4, seed=1)
     img.write_rgba_png(tmp_path / "rgba.png", 5, 4)
     img.write_rgb16_png(tmp_path / "deep.png", 5, 4)
-    decoded = [decode_image(str(tmp_path / n)) for n in ("rgb.png", "rgba.png", "deep.png")]
+    Image.new("L", (5, 4), 77).save(tmp_path / "gray.png")
+    decoded = [decode_image(str(tmp_path / n)) for n in ("rgb.png", "rgba.png", "deep.png", "gray.png")]
     image, mask = to_batch_tensors(decoded, "cpu", torch.float32)
     singles = [to_tensors(d, "cpu", torch.float32) for d in decoded]
-    assert image.shape == (3, 4, 5, 3) and mask.shape == (3, 4, 5) and image.dtype == torch.float32
+    assert image.shape == (4, 4, 5, 3) and mask.shape == (4, 4, 5) and image.dtype == torch.float32
     assert torch.equal(image, torch.cat([s[0] for s in singles]))
     assert torch.equal(mask, torch.cat([s[1] for s in singles]))
     # float16 (--fp16-intermediates): each value the float32 one correctly rounded, 16-bit sources too
