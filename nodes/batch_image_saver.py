@@ -11,6 +11,7 @@ import torch
 
 from ..utils import log
 from ..utils.batch.controller import controller
+from ..utils.batch.prompt_runs import RunInput
 from ..utils.comfy import bridge
 from ..utils.comfy.ui_preview import preview_entry
 from ..utils.images.encode import encode, to_pixels, workflow_metadata
@@ -57,11 +58,31 @@ def _write_error(target: str, exc: OSError) -> RuntimeError:
     return RuntimeError(f"Batch Image Saver: {printable(text)}")
 
 
-def _linked(prompt: dict | None, unique_id: Any, name: str) -> bool:
-    """True when this saver's input name is linked to another node's output (not a typed value)."""
+def _link_source(prompt: dict | None, unique_id: Any, name: str) -> str | None:
+    """The id of the node this saver's input name is linked to; None for a typed value."""
     node = prompt.get(str(unique_id)) if isinstance(prompt, dict) else None
     inputs = node.get("inputs") if isinstance(node, dict) else None
-    return isinstance(inputs, dict) and isinstance(inputs.get(name), list)
+    value = inputs.get(name) if isinstance(inputs, dict) else None
+    return str(value[0]) if isinstance(value, list) and value else None
+
+
+def _run_mismatch(count: int, inputs: list[RunInput]) -> RuntimeError:
+    names = ", ".join(i.rel_path for i in inputs)
+    return RuntimeError(
+        f"Batch Image Saver: {count} image(s) came for a run of {len(inputs)} inputs ({names}). With "
+        "images_per_run above 1, image i is saved under the run's i-th input, so the workflow must keep one "
+        "image per input; set images_per_run to 1 for a workflow that makes more or fewer images than it gets.")
+
+
+def _remove_partial(paths: list[str]) -> None:
+    """Results written before a later image of the same input's run failed: the run is redone whole
+    (or listed skipped), so keeping them would leave a second copy under Add number."""
+    for path in paths:
+        try:
+            os.remove(path)
+            log.warning("removed '%s': a later result of its run failed, and the run is redone whole", path)
+        except OSError as exc:
+            log.warning("could not remove '%s' after its run failed: %s", path, printable(exc))
 
 
 class BatchImageSaver:
@@ -177,54 +198,65 @@ class BatchImageSaver:
     ) -> dict[str, Any]:
         root = _output_root(output_directory)
         stem, input_ext = split_filename(filename)
-        inputs = controller().run_inputs(relative_path or "", filename) if stem else []
+        loader_node = _link_source(prompt, unique_id, "filename") or _link_source(prompt, unique_id, "relative_path")
+        inputs = controller().run_inputs(relative_path or "", filename, loader_node) if stem else []
         count = int(images.shape[0])
-        run = len(inputs) > 1 and len(inputs) == count  # images_per_run: image i is the run's i-th input
+        run = len(inputs) > 1  # images_per_run: image i is the run's i-th input
+        if run and count != len(inputs):
+            raise _run_mismatch(count, inputs)  # never a result under another input's name
         if inputs:  # the loader's name for this input, unique within its batch (see utils/saving/output_names.py)
             stem = inputs[0].stem or stem
         depth_wanted = bit_depth == "16"
         subdir = clean_relative_path(relative_path)
-        own_subdirs = run and _linked(prompt, unique_id, "relative_path")
+        own_subdirs = run and _link_source(prompt, unique_id, "relative_path") is not None
         metadata = {}
         if embed_workflow and not bridge.metadata_disabled():
             metadata = workflow_metadata(prompt, extra_pnginfo)
         saved, previews = [], []
-        for i in range(count):
-            source = inputs[i] if run else inputs[0] if inputs else None  # its input
-            own_stem, own_ext = (stem, input_ext) if not run or source is None else \
-                (source.stem, split_filename(source.rel_path)[1])
-            fmt, extension = output_format(file_format, own_ext)
-            depth = 16 if depth_wanted and fmt in ("png", "tiff") else 8
-            try:
-                name = build_name(own_stem or DEFAULT_STEM, filename_prefix, filename_suffix,
-                                  i if count > 1 and not run else None, extension)
-                folder = clean_relative_path(source.rel_path.rpartition("/")[0]) if own_subdirs and source else subdir
-                path = target_path(root, folder, name)
-            except NamingError as exc:
-                raise RuntimeError(f"Batch Image Saver: {printable(exc)}") from None
-            if stem:
-                target, mode, others = path, overwrite_mode, _numbers.candidates(path)
-            else:  # no file name given: numbered names, never overwriting
-                numbered = _numbers.candidates(path)
-                target, mode, others = next(numbered), ADD_NUMBER, numbered
-            if mode == OVERWRITE and controller().is_batch_input(target):
-                log.warning("overwriting the input file '%s' (overwrite_mode is Overwrite)", target)
-            pixels = to_pixels(images[i], depth)
-            exif = result_exif(source.exif, exif_metadata, pixels.shape[1], pixels.shape[0]) if source else None
-            fence = partial(controller().fenced, source) if source is not None else None
-            try:
-                final, written = write_atomically(
-                    target, partial(encode, pixels=pixels, file_format=fmt, quality=int(quality), metadata=metadata,
-                                    icc_profile=source.icc_profile if source else None, exif=exif), mode, others,
-                    fence)
-            except WriteFencedError:
-                continue  # another server owns this image now; the fence logged why
-            except OSError as exc:
-                raise _write_error(target, exc) from None
-            if not written:
-                log.info("kept existing '%s' (overwrite_mode: Skip existing)", final)
-            saved.append(final)
-            previews.append(preview_entry(final, pixels))
-            if source is not None and (i == count - 1 or len(inputs) == count):
-                controller().result_saved(source)  # recorded done now, before anything else can be slow
+        redone: list[str] = []  # new files of inputs whose run is recorded when the prompt ends
+        try:
+            for i in range(count):
+                source = inputs[i] if run else inputs[0] if inputs else None  # its input
+                own_stem, own_ext = (stem, input_ext) if not run or source is None else \
+                    (source.stem, split_filename(source.rel_path)[1])
+                fmt, extension = output_format(file_format, own_ext)
+                depth = 16 if depth_wanted and fmt in ("png", "tiff") else 8
+                try:
+                    name = build_name(own_stem or DEFAULT_STEM, filename_prefix, filename_suffix,
+                                      i if count > 1 and not run else None, extension)
+                    folder = subdir if not (own_subdirs and source) else \
+                        clean_relative_path(source.rel_path.rpartition("/")[0])
+                    path = target_path(root, folder, name)
+                except NamingError as exc:
+                    raise RuntimeError(f"Batch Image Saver: {printable(exc)}") from None
+                if stem:
+                    target, mode, others = path, overwrite_mode, _numbers.candidates(path)
+                else:  # no file name given: numbered names, never overwriting
+                    numbered = _numbers.candidates(path)
+                    target, mode, others = next(numbered), ADD_NUMBER, numbered
+                if mode == OVERWRITE and controller().is_batch_input(target):
+                    log.warning("overwriting the input file '%s' (overwrite_mode is Overwrite)", target)
+                pixels = to_pixels(images[i], depth)
+                exif = result_exif(source.exif, exif_metadata, pixels.shape[1], pixels.shape[0]) if source else None
+                fence = partial(controller().fenced, source) if source is not None else None
+                try:
+                    final, written = write_atomically(
+                        target, partial(encode, pixels=pixels, file_format=fmt, quality=int(quality), metadata=metadata,
+                                        icc_profile=source.icc_profile if source else None, exif=exif), mode, others,
+                        fence)
+                except WriteFencedError:
+                    continue  # another server owns this image now; the fence logged why
+                except OSError as exc:
+                    raise _write_error(target, exc) from None
+                if not written:
+                    log.info("kept existing '%s' (overwrite_mode: Skip existing)", final)
+                saved.append(final)
+                previews.append(preview_entry(final, pixels))
+                recorded = source is not None and (i == count - 1 or len(inputs) == count) and \
+                    controller().result_saved(source)  # recorded done now, before anything else can be slow
+                if source is not None and written and mode == ADD_NUMBER and not recorded:
+                    redone.append(final)
+        except Exception:
+            _remove_partial(redone)  # the whole run is redone (or skipped): no second copy of these
+            raise
         return {"ui": {"images": previews}, "result": (images, "\n".join(saved))}

@@ -255,22 +255,24 @@ class BatchController:
         if not bridge.hook_task_done():
             log.warning("could not hook ComfyUI's task_done: clearing the history during a batch may stop it")
 
-    def run_inputs(self, relative_path: str, filename: str) -> list[RunInput]:
-        """The input images of the run that a loader of the running prompt loaded with
-        relative_path/filename as its first image (FILENAME and RELATIVE_PATH describe it), in
-        the order of its IMAGE batch; [] when no loader of this prompt has it (the saver then
-        names the file itself)."""
+    def run_inputs(self, relative_path: str, filename: str, loader_node: str | None = None) -> list[RunInput]:
+        """The input images of the run of this prompt's loader node loader_node (the node the
+        saver's FILENAME is linked to), else of the loader whose first image is
+        relative_path/filename, in the order of its IMAGE batch; [] when none (the saver then
+        names the file itself). The link decides first: two loaders may load the same names."""
+        loaders = self._running_loaders()
         rel_path = f"{relative_path}/{filename}" if relative_path else filename
-        loader = next((lr for lr in self._running_loaders() if lr.rel_path == rel_path), None)
+        loader = next((lr for lr in loaders if lr.batch.settings.node_id == loader_node), None) or \
+            next((lr for lr in loaders if lr.rel_path == rel_path), None)
         return loader.inputs() if loader is not None else []
 
     def fenced(self, source: RunInput) -> bool:
         """Right before the saver writes source's result: False when another server owns it now."""
         return may_write(self._batch_of(source), source, self._lock)
 
-    def result_saved(self, source: RunInput) -> None:
-        """The saver wrote source's result: a shared batch records the image done at once."""
-        record_saved(self._batch_of(source), source, self._lock)
+    def result_saved(self, source: RunInput) -> bool:
+        """The saver wrote source's result: a shared batch records the image done at once (True)."""
+        return record_saved(self._batch_of(source), source, self._lock)
 
     def _batch_of(self, source: RunInput) -> Batch | None:
         return next((lr.batch for lr in self._running_loaders() if lr.batch.key == source.batch_key), None)

@@ -47,13 +47,15 @@ def may_write(batch: Batch | None, source: RunInput, lock: threading.RLock) -> b
     return False
 
 
-def record_saved(batch: Batch | None, source: RunInput, lock: threading.RLock) -> None:
-    """The result of source is written: record the image done now. A claims folder that fails keeps
-    the record pending (written at the next chance) and stops the chain after this image."""
+def record_saved(batch: Batch | None, source: RunInput, lock: threading.RLock) -> bool:
+    """The result of source is written: record the image done now (True). A claims folder that fails
+    keeps the record pending (written at the next chance) and stops the chain after this image.
+    False for a batch of one server: its run is recorded whole when the prompt ends."""
     job = batch.shared if batch is not None else None
     if job is None or batch is None:
-        return
+        return False
     _, failure = call_shared(batch.settings.node_id, job.complete, source.index, "done")
     if failure:
         with lock:
             batch.failure = batch.failure or failure
+    return True

@@ -37,7 +37,8 @@ class LoadedImage:
 
     @property
     def is_last(self) -> bool:
-        return self.members[-1].index >= self.total - 1
+        """The run holds the batch's last file (read, or skipped as unreadable while filling it)."""
+        return max([self.members[-1].index, *(u[0] for u in self.unreadable)]) >= self.total - 1
 
     @property
     def run_files(self) -> str:
@@ -109,6 +110,7 @@ class LoaderRun:
     def record_finished(self, reason: str | None) -> None:
         """The run finished: each image done (reason None) or skipped for reason, the unreadable
         ones skipped for theirs, in the batch's order (the position ends after the last)."""
+        self.batch.run_images = 0  # until the next run is picked
         records = [(i.index, i.rel_path, reason) for i in self.images] + list(self.unreadable)
         for index, rel_path, why in sorted(records):
             if why is None:
