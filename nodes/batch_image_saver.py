@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import os
 from functools import partial
 from typing import Any, ClassVar
 
@@ -16,7 +14,7 @@ from ..utils.comfy.ui_preview import preview_entry
 from ..utils.images.encode import encode, to_pixels, workflow_metadata
 from ..utils.images.exif import EXIF_MODES, KEEP_NO_LOCATION, result_exif
 from ..utils.log import printable
-from ..utils.paths import FolderError, blocking_file, resolve_output_folder
+from ..utils.paths import FolderError, resolve_output_folder
 from ..utils.saving.naming import (
     DEFAULT_STEM,
     FILE_FORMATS,
@@ -29,6 +27,7 @@ from ..utils.saving.naming import (
     target_path,
 )
 from ..utils.saving.safe_write import ADD_NUMBER, OVERWRITE, OVERWRITE_MODES, WriteFencedError, write_atomically
+from ..utils.saving.write_errors import describe_write_error
 
 _numbers = NumberAllocator()
 
@@ -41,20 +40,7 @@ def _output_root(output_directory: str) -> str:
 
 
 def _write_error(target: str, exc: OSError) -> RuntimeError:
-    """What a failed write means for the user, naming the file or folder in the way."""
-    folder = os.path.dirname(target)
-    in_the_way = blocking_file(folder) if exc.errno in (errno.EEXIST, errno.ENOTDIR) else None
-    if in_the_way:
-        text = (f"cannot create the folder '{folder}': '{in_the_way}' is a file, not a folder. Move that file "
-                "away, or change output_directory or relative_path.")
-    elif exc.errno == errno.EISDIR:
-        text = (f"cannot write '{target}': a folder has that name. Rename or move the folder, or use "
-                "overwrite_mode Add number.")
-    elif exc.errno == errno.ENAMETOOLONG:
-        text = f"cannot write '{target}': the path is too long for this file system; choose a shorter output_directory."
-    else:
-        text = f"cannot write '{target}': {exc.strerror or exc}."
-    return RuntimeError(f"Batch Image Saver: {printable(text)}")
+    return RuntimeError(f"Batch Image Saver: {describe_write_error(target, exc)}")
 
 
 class BatchImageSaver:

@@ -31,10 +31,9 @@ from .batch import (
 from .chain import BatchChain
 from .events import BatchEvents
 from .fencing import may_write, record_saved
-from .identity import workflow_identity
 from .picking import BatchError, WaitStoppedError, pick_image
-from .prompt_runs import CONTINUE, LoadedImage, LoaderRun, RunInput
-from .queue_requests import batches_to_stop
+from .prompt_runs import CONTINUE, SKIP_ON_ERROR, LoadedImage, LoaderRun, RunInput
+from .queue_requests import adopt_presses, batches_to_stop
 from .registry import BatchRegistry
 from .shared import STOP_ALL, ClaimsFolderError, JobGoneError, JobStoppedError, SharedFolderError, stop_from
 from .state import BatchSettings, StateStore
@@ -176,24 +175,9 @@ class BatchController:
             if not going:
                 return
             running, _ = bridge.queued_prompt_ids()
-            self._adopt_presses(running, going)
+            adopt_presses(running, going)
             for batch, reason in batches_to_stop(kind, body, going, running):
                 self._stop(batch, reason)
-
-    def _adopt_presses(self, running: set[str], going: list[Batch]) -> None:
-        """A running press of a going batch's workflow whose loader has not run yet (other nodes run
-        first) is that batch's too: a Cancel aimed at it stops the batch."""
-        for prompt_id in running - set().union(*(b.recent_prompts for b in going)):
-            item = bridge.running_item(prompt_id)
-            if item is None or not isinstance(item[2], dict):
-                continue
-            extra = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
-            workflow = workflow_identity(extra.get("extra_pnginfo"), item[2])
-            loaders = {str(n) for n, node in item[2].items()
-                       if isinstance(node, dict) and node.get("class_type") == "BatchImageLoader"}
-            for batch in going:
-                if batch.settings.workflow_id == workflow and batch.settings.node_id in loaders:
-                    batch.recent_prompts.append(prompt_id)
 
     def _stop(self, batch: Batch, reason: str) -> None:
         if batch.stop_reason is None:
@@ -267,6 +251,22 @@ class BatchController:
         rel_path = f"{relative_path}/{filename}" if relative_path else filename
         loader = next((lr for lr in self._running_loaders() if lr.rel_path == rel_path), None)
         return loader.inputs() if loader is not None else []
+
+    def loader_inputs(self) -> list[list[RunInput]]:
+        """The input images of each loader of the running prompt, each list in the order of that
+        loader's IMAGE batch (nodes that pair files with the images find theirs here)."""
+        return [lr.inputs() for lr in self._running_loaders()]
+
+    def skip_input(self, source: RunInput, reason: str) -> bool:
+        """A node cannot process source (a companion file is missing). True when its loader's
+        error_handling is Skip on error: the image is recorded skipped, with reason, when the prompt
+        ends. False: the node must raise, which stops the batch (Stop on error)."""
+        with self._lock:
+            for lr in self._running_loaders():
+                if lr.batch.key == source.batch_key and lr.index == source.index and lr.error_policy == SKIP_ON_ERROR:
+                    lr.skip_reason = lr.skip_reason or reason
+                    return True
+        return False
 
     def fenced(self, source: RunInput) -> bool:
         """Right before the saver writes source's result: False when another server owns it now."""

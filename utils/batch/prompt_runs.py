@@ -53,6 +53,7 @@ class LoaderRun:
     error_policy: str
     icc_profile: bytes | None = None  # of the decoded image (see RunInput)
     exif: bytes | None = None
+    skip_reason: str = ""  # another node of the prompt asked to skip this image (Skip on error)
 
     def inputs(self) -> list[RunInput]:
         """The run's input images, in the order of the IMAGE batch the loader output."""
@@ -81,11 +82,12 @@ class PromptRun:
         errors: dict[str, str] = {}
         for lr in self.loaders:
             batch = lr.batch
-            if outcome == "success":
+            if outcome == "success" and not lr.skip_reason:
                 batch.record_success(lr.index)
-            elif outcome == "error" and not self.ends_chain and lr.error_policy == SKIP_ON_ERROR:
-                log.warning("node %s: skipping %s: %s", batch.settings.node_id, lr.rel_path, message)
-                batch.record_skip(lr.index, lr.rel_path, message)
+            elif outcome in ("success", "error") and not self.ends_chain and lr.error_policy == SKIP_ON_ERROR:
+                reason = lr.skip_reason if outcome == "success" else message
+                log.warning("node %s: skipping %s: %s", batch.settings.node_id, lr.rel_path, reason)
+                batch.record_skip(lr.index, lr.rel_path, reason)
             else:
                 go_on = False
                 if outcome == "interrupted":
