@@ -65,8 +65,13 @@ class _Listings:
 _listings = _Listings()
 
 
-def _same_file(a: str, b: str | None) -> bool:
-    return b is not None and os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+def _own_name(folder: str, image_path: str | None) -> str | None:
+    """The image's file name when it lies in folder (then it is not its own companion)."""
+    if image_path is None:
+        return None
+    image_folder, name = os.path.split(os.path.realpath(image_path))
+    same = os.path.normcase(image_folder) == os.path.normcase(os.path.realpath(folder))
+    return name if same else None
 
 
 def companion_folder(root: str, rel_dir: str) -> str:
@@ -83,9 +88,9 @@ def find_companion(root: str, rel_dir: str, base_name: str, pattern: NamePattern
     """Path of base_name's companion under root/rel_dir; None when there is none. image_path
     (the image itself) never counts as its own companion."""
     folder = companion_folder(root, rel_dir)
-    names = [n for n in _listings.names(folder) if not _same_file(os.path.join(folder, n), image_path)]
+    own = _own_name(folder, image_path)
     loose = pattern.for_name(base_name, ignore_case=True)
-    found = [n for n in names if loose.fullmatch(n)]
+    found = [n for n in _listings.names(folder) if loose.fullmatch(n) and n != own]
     strict = pattern.for_name(base_name)
     found = [n for n in found if strict.fullmatch(n)] or found
     if len(found) > 1:
