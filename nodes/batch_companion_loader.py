@@ -29,9 +29,10 @@ OUTPUTS = (
     ("MASK", "MASK", "From the companion image: 1 - alpha when it has transparency, else its brightness (a "
                      "black-and-white mask file as it is: white = 1). All zeros, of the image's size, when missing."),
     ("STRING", "TEXT", "The companion's text when it is a text file (.txt, .caption, .tags, .json, ...): UTF-8, "
-                       "a byte order mark removed, line ends as \\n. Empty otherwise."),
+                       "a byte order mark removed, line ends as \\n. Empty otherwise. A list: one text per image."),
     ("BOOLEAN", "FOUND", "True when the companion file was found."),
-    ("STRING", "PATH", "Absolute path of the companion file; empty when it was not found."),
+    ("STRING", "PATH", "Absolute path of the companion file; empty when it was not found (one line per image "
+                       "for a run of several)."),
 )
 
 
@@ -104,6 +105,7 @@ class BatchCompanionLoader:
     RETURN_TYPES = tuple(o[0] for o in OUTPUTS)
     RETURN_NAMES = tuple(o[1] for o in OUTPUTS)
     OUTPUT_TOOLTIPS = tuple(o[2] for o in OUTPUTS)
+    OUTPUT_IS_LIST = (False, False, True, False, False)  # one text per image (Batch Text Saver takes the list)
     FUNCTION = "load_companion"
 
     @classmethod
@@ -199,4 +201,4 @@ class BatchCompanionLoader:
         except (CompanionError, DecodeError) as exc:
             raise RuntimeError(f"Batch Companion Loader: {printable(exc)}") from None
         found = all(m.path is not None for m in matches)
-        return image, mask, "\n".join(texts), found, "\n".join(m.path or "" for m in matches)
+        return image, mask, texts, found, "\n".join(m.path or "" for m in matches)

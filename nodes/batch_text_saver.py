@@ -40,6 +40,27 @@ def _beside(saved_path: str, extension: str) -> list[str]:
     return [os.path.splitext(p)[0] + extension for p in paths]
 
 
+def _one(values: Any, default: Any) -> Any:
+    """A setting's value: INPUT_IS_LIST hands every input over as a list (one item for a widget)."""
+    if isinstance(values, list):
+        return values[0] if values else default
+    return default if values is None else values
+
+
+def _named(output_directory: str, filename: str, relative_path: str, prefix: str, suffix: str, ext: str,
+           count: int) -> list[str]:
+    """The targets of count texts under the input's name, as Batch Image Saver names images (same stem
+    rules; several texts for one input get _0001, _0002, ...)."""
+    root = resolve_output_folder(output_directory, bridge.output_directory())
+    stem, _ = split_filename(filename)
+    inputs = controller().run_inputs(relative_path or "", filename) if stem else []
+    if inputs:  # the loader's name for this input, unique within its batch
+        stem = inputs[0].stem or stem
+    subdir = clean_relative_path(relative_path)
+    return [target_path(root, subdir, build_name(stem or DEFAULT_STEM, prefix, suffix, i if count > 1 else None, ext))
+            for i in range(count)]
+
+
 class BatchTextSaver:
     """Saves a text under the loader's file name and subfolder, or beside the image saver's result."""
 
@@ -58,12 +79,17 @@ class BatchTextSaver:
     OUTPUT_TOOLTIPS = ("Absolute path of the saved text file (one line per text for several).",)
     FUNCTION = "save_text"
     OUTPUT_NODE = True
+    INPUT_IS_LIST = True  # a list of texts (one per image of a run, or a tagger's list) arrives in one call
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {
             "required": {
-                "text": ("STRING", {"forceInput": True, "tooltip": "The text to save (UTF-8)."}),
+                "text": ("STRING", {
+                    "forceInput": True,
+                    "tooltip": "The text to save (UTF-8). A list of texts (one per image of a run, as Batch "
+                    "Companion Loader's TEXT or a tagger gives them) is saved as one file per text.",
+                }),
                 "output_directory": ("STRING", {
                     "default": "",
                     "tooltip": "Empty: ComfyUI's output folder. Relative: a folder inside it. Absolute: that folder "
@@ -105,7 +131,8 @@ class BatchTextSaver:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, output_directory: str | None = None, extension: str | None = None) -> bool | str:
+    def VALIDATE_INPUTS(cls, output_directory: Any = None, extension: Any = None) -> bool | str:
+        output_directory, extension = _one(output_directory, None), _one(extension, None)
         try:
             if isinstance(output_directory, str):
                 resolve_output_folder(output_directory, bridge.output_directory())
@@ -115,35 +142,33 @@ class BatchTextSaver:
             return str(_fail(exc))
         return True
 
-    def save_text(self, text: str, output_directory: str, filename: str, image_path: str | None = None,
-                  relative_path: str = "", filename_prefix: str = "", filename_suffix: str = "",
-                  extension: str = DEFAULT_EXTENSION, overwrite_mode: str = ADD_NUMBER) -> tuple[str]:
+    def save_text(self, text: list[str], output_directory: list[str], filename: list[str],
+                  image_path: list[str] | None = None, relative_path: list[str] | None = None,
+                  filename_prefix: list[str] | None = None, filename_suffix: list[str] | None = None,
+                  extension: list[str] | None = None, overwrite_mode: list[str] | None = None) -> tuple[str]:
+        texts = [t if isinstance(t, str) else str(t) for t in text]
+        name, mode = _one(filename, ""), _one(overwrite_mode, ADD_NUMBER)
         try:
-            ext = clean_extension(extension)
-            targets = _beside(image_path, ext) if image_path else [
-                self._named(output_directory, filename, relative_path, filename_prefix, filename_suffix, ext)]
+            ext = clean_extension(_one(extension, DEFAULT_EXTENSION))
+            if image_path:
+                targets = _beside("\n".join(image_path), ext)
+                if len(targets) != len(texts):
+                    raise NamingError(f"{len(texts)} texts for {len(targets)} saved images in image_path: give one "
+                                      "text per saved image.")
+            else:
+                targets = _named(_one(output_directory, ""), name, _one(relative_path, ""),
+                                 _one(filename_prefix, ""), _one(filename_suffix, ""), ext, len(texts))
         except (FolderError, NamingError, TextExtensionError) as exc:
             raise _fail(exc) from None
-        if not image_path and not split_filename(filename)[0]:
-            overwrite_mode = ADD_NUMBER  # no file name given: numbered names, never overwriting
+        if not image_path and not split_filename(name)[0]:
+            mode = ADD_NUMBER  # no file name given: numbered names, never overwriting
         saved = []
-        for target in targets:
+        for target, one in zip(targets, texts, strict=True):
             try:
-                final, written = write_text(target, text or "", overwrite_mode, _numbers.candidates(target))
+                final, written = write_text(target, one, mode, _numbers.candidates(target))
             except OSError as exc:
                 raise _fail(describe_write_error(target, exc)) from None
             if not written:
                 log.info("kept existing '%s' (overwrite_mode: Skip existing)", final)
             saved.append(final)
         return ("\n".join(saved),)
-
-    @staticmethod
-    def _named(output_directory: str, filename: str, relative_path: str, prefix: str, suffix: str, ext: str) -> str:
-        """The target under the input's name, as Batch Image Saver names the image (same stem rules)."""
-        root = resolve_output_folder(output_directory, bridge.output_directory())
-        stem, _ = split_filename(filename)
-        inputs = controller().run_inputs(relative_path or "", filename) if stem else []
-        if inputs:  # the loader's name for this input, unique within its batch
-            stem = inputs[0].stem or stem
-        name = build_name(stem or DEFAULT_STEM, prefix, suffix, None, ext)
-        return target_path(root, clean_relative_path(relative_path), name)

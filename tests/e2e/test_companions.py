@@ -108,13 +108,19 @@ def test_captions_beside_the_images_read_back_exactly(client: ComfyClient, input
         "7": {"class_type": "BatchTextSaver",
               "inputs": {"text": ["5", 2], "output_directory": str(out), "filename": ["1", 2],
                          "relative_path": ["1", 4], "extension": "caption"}},
+        # TEXT is a list (one text per image): a core node that takes one string gets the image's text
+        "8": {"class_type": "StringConcatenate", "inputs": {"string_a": ["5", 2], "string_b": "!", "delimiter": ""}},
+        "9": {"class_type": "BatchTextSaver",
+              "inputs": {"text": ["8", 0], "output_directory": str(out), "filename": ["1", 2],
+                         "relative_path": ["1", 4], "extension": ".tags"}},
     }
     client.queue_prompt(prompt)
     client.wait_idle()
     for name, (_, text) in CAPTIONS.items():
         assert (out / f"{name}.caption").read_bytes() == text.encode(), name
-    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")
-                  if p.is_file()) == ["bom_crlf.caption", "plain.caption", "sub/深い.caption"]
+        assert (out / f"{name}.tags").read_bytes() == (text + "!").encode(), name
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.caption")) == [
+        "bom_crlf.caption", "plain.caption", "sub/深い.caption"]
 
 
 def caption_prompt(folder: Path, mode: str) -> dict:
@@ -189,6 +195,10 @@ def test_bad_settings_are_refused_when_queue_is_pressed(client: ComfyClient, inp
         status, answer = post(client, prompt)
         assert status == 400, answer
         assert words in str(answer["node_errors"]["5"]), answer
+    prompt = caption_prompt(input_folder, "Add number")
+    prompt["7"]["inputs"]["extension"] = "t/x"
+    status, answer = post(client, prompt)
+    assert status == 400 and "extension 't/x' is not a file extension" in str(answer["node_errors"]["7"]), answer
 
 
 def test_two_matches_for_one_name_stop_and_list_both(client: ComfyClient, input_folder: Path, tmp_path: Path) -> None:
