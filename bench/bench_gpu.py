@@ -3,8 +3,10 @@
 1. Placement: ComfyUI started with --gpu-only (and, where it has the flag, --fp16-intermediates
    too): the loader's IMAGE and MASK, and core LoadImage's, must arrive on the GPU in ComfyUI's
    intermediate dtype (a test node reports device and dtype). Any mismatch exits 1.
+   A run of images_per_run = 2 must arrive there too, as one batch.
 2. Timing: a folder of 2048x2048 JPEGs through ImageScaleBy 2x into a null sink, the pack's
-   chain vs core LoadImage posted once per image, interleaved rounds, seconds per image.
+   chain vs core LoadImage posted once per image, interleaved rounds, seconds per image; then the
+   pack with images_per_run 8 vs 1 (ImageScaleBy works on the whole batch at once).
 
 Run (each ComfyUI from a python that has its requirements):
   python bench/bench_gpu.py --comfyui .cache/comfyui            # 0.3.75
@@ -51,10 +53,10 @@ def rgba_png(path: Path) -> None:
     Image.fromarray(arr, "RGBA").save(path)
 
 
-def loader(directory: str) -> dict:
+def loader(directory: str, images_per_run: int = 1) -> dict:
     return {"class_type": "BatchImageLoader", "inputs": {
         "directory": directory, "filter_preset": "All Images", "iteration_mode": "Reset",
-        "error_handling": "Stop on error"}}
+        "error_handling": "Stop on error", "images_per_run": images_per_run}}
 
 
 def run_and_wait(client: ComfyClient, prompt: dict) -> list[str]:
@@ -69,10 +71,13 @@ def placement(client: ComfyClient, server: ComfyServer, want_device: str, want_d
     folder = server.input_dir / "placement"
     folder.mkdir(exist_ok=True)
     rgba_png(folder / "alpha.png")
+    rgba_png(folder / "alpha2.png")
     problems = []
     cases = {
         "pack": {"1": loader(str(folder)),
                  "2": {"class_type": "BIPTestNullSink", "inputs": {"images": ["1", 0], "mask": ["1", 1]}}},
+        "pack run": {"1": loader(str(folder), 2),
+                     "2": {"class_type": "BIPTestNullSink", "inputs": {"images": ["1", 0], "mask": ["1", 1]}}},
         "core": {"1": {"class_type": "LoadImage", "inputs": {"image": "placement/alpha.png"}},
                  "2": {"class_type": "BIPTestNullSink", "inputs": {"images": ["1", 0], "mask": ["1", 1]}}},
     }
@@ -89,7 +94,7 @@ def placement(client: ComfyClient, server: ComfyServer, want_device: str, want_d
               f"MASK {ui['mask_shape'][0]} on {got['MASK'][0]} {got['MASK'][1]}")
         for name, (device, dtype) in got.items():
             # Core's placement is reported, not required: 0.3.75's LoadImage builds on the CPU.
-            if who == "pack" and (not device.startswith(want_device) or dtype != want_dtype):
+            if who.startswith("pack") and (not device.startswith(want_device) or dtype != want_dtype):
                 problems.append(f"{who}: {name} on {device} {dtype}, expected {want_device} {want_dtype}")
     return problems
 
@@ -135,6 +140,18 @@ def timing(client: ComfyClient, server: ComfyServer, rounds: int, count: int) ->
             "pack_runs": pack, "core_runs": core}
 
 
+def run_timing(client: ComfyClient, server: ComfyServer, rounds: int, count: int) -> dict:
+    """Seconds per image of the pack with images_per_run 8 vs 1 on timing()'s folder."""
+    folder = server.input_dir / "jpeg2048"
+    per: dict[int, list[float]] = {1: [], 8: []}
+    for r in range(rounds):
+        for k in ((1, 8) if r % 2 == 0 else (8, 1)):
+            ids = run_and_wait(client, {"1": loader(str(folder), k), **scaled_to_sink(["1", 0])})
+            assert len(ids) == -(-count // k), f"{len(ids)} prompts for {count} images in runs of {k}"
+            per[k].append(timeline(client, ids) * len(ids) / count)
+    return {"k1_s": statistics.median(per[1]), "k8_s": statistics.median(per[8])}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--comfyui", type=Path, default=None, help="ComfyUI folder (default: .cache/comfyui)")
@@ -165,16 +182,19 @@ def main() -> int:
                 print(f"{label}: expecting IMAGE and MASK on {want_device} as {want_dtype}")
                 problems += [f"{label}: {p}" for p in placement(client, server, want_device, want_dtype)]
                 row = {"label": label, **timing(client, server, opts.rounds, opts.images)}
+                row.update(run_timing(client, server, opts.rounds, opts.images))
                 results.append(row)
                 print(f"  {opts.images} x {SIZE}x{SIZE} JPEG -> ImageScaleBy 2x -> null sink: pack "
                       f"{row['pack_s'] * 1000:.1f} ms/image, core LoadImage {row['core_s'] * 1000:.1f} ms/image, "
-                      f"pack / core {row['pack_s'] / row['core_s']:.2f}")
+                      f"pack / core {row['pack_s'] / row['core_s']:.2f}; images_per_run 8: "
+                      f"{row['k8_s'] * 1000:.1f} ms/image, 1: {row['k1_s'] * 1000:.1f} ms/image")
             finally:
                 server.stop()
-    print("\n| ComfyUI and flags | pack, s/image | core LoadImage, s/image | pack / core |")
-    print("|---|---|---|---|")
+    print("\n| ComfyUI and flags | pack, s/image | core LoadImage, s/image | pack / core | K=8, s/image | K=8 / K=1 |")
+    print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['label']} | {r['pack_s']:.4f} | {r['core_s']:.4f} | **{r['pack_s'] / r['core_s']:.2f}** |")
+        print(f"| {r['label']} | {r['pack_s']:.4f} | {r['core_s']:.4f} | **{r['pack_s'] / r['core_s']:.2f}** | "
+              f"{r['k8_s']:.4f} | **{r['k8_s'] / r['k1_s']:.2f}** |")
     write_results("gpu-cpu-dry-run" if opts.cpu else "gpu", {"rows": results, "problems": problems})
     for line in problems:
         print(f"PLACEMENT PROBLEM: {line}")

@@ -43,6 +43,13 @@ def _write_error(target: str, exc: OSError) -> RuntimeError:
     return RuntimeError(f"Batch Image Saver: {describe_write_error(target, exc)}")
 
 
+def _linked(prompt: dict | None, unique_id: Any, name: str) -> bool:
+    """True when this saver's input name is linked to another node's output (not a typed value)."""
+    node = prompt.get(str(unique_id)) if isinstance(prompt, dict) else None
+    inputs = node.get("inputs") if isinstance(node, dict) else None
+    return isinstance(inputs, dict) and isinstance(inputs.get(name), list)
+
+
 class BatchImageSaver:
     """Saves images under the loader's file names, mirroring subfolders, with the workflow embedded."""
 
@@ -77,14 +84,15 @@ class BatchImageSaver:
                 }),
                 "filename": ("STRING", {
                     "default": "",
-                    "tooltip": "Link the loader's FILENAME here to keep each input's name. "
-                    "Empty: numbered names (image_1, image_2, ...).",
+                    "tooltip": "Link the loader's FILENAME here to keep each input's name (with images_per_run, "
+                    "each image of the run gets its own input's name). Empty: numbered names (image_1, image_2, ...).",
                 }),
             },
             "optional": {
                 "relative_path": ("STRING", {
                     "default": "",
-                    "tooltip": "Link the loader's RELATIVE_PATH here to mirror the input's subfolders. "
+                    "tooltip": "Link the loader's RELATIVE_PATH here to mirror the input's subfolders (each image of a "
+                    "run its own). "
                     "'..' and absolute parts are ignored: files always stay inside output_directory.",
                 }),
                 "filename_prefix": ("STRING", {"default": "", "tooltip": "Text put before each file name."}),
@@ -122,7 +130,7 @@ class BatchImageSaver:
                     "tags match the result.",
                 }),
             },
-            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
 
     @classmethod
@@ -151,25 +159,33 @@ class BatchImageSaver:
         embed_workflow: bool = True,
         prompt: dict | None = None,
         extra_pnginfo: dict | None = None,
+        unique_id: Any = None,
     ) -> dict[str, Any]:
         root = _output_root(output_directory)
         stem, input_ext = split_filename(filename)
         inputs = controller().run_inputs(relative_path or "", filename) if stem else []
+        count = int(images.shape[0])
+        run = len(inputs) > 1 and len(inputs) == count  # images_per_run: image i is the run's i-th input
         if inputs:  # the loader's name for this input, unique within its batch (see utils/saving/output_names.py)
             stem = inputs[0].stem or stem
-        fmt, extension = output_format(file_format, input_ext)
-        depth = 16 if bit_depth == "16" and fmt in ("png", "tiff") else 8
+        depth_wanted = bit_depth == "16"
         subdir = clean_relative_path(relative_path)
+        own_subdirs = run and _linked(prompt, unique_id, "relative_path")
         metadata = {}
         if embed_workflow and not bridge.metadata_disabled():
             metadata = workflow_metadata(prompt, extra_pnginfo)
-        count = int(images.shape[0])
         saved, previews = [], []
         for i in range(count):
+            source = inputs[i] if run else inputs[0] if inputs else None  # its input
+            own_stem, own_ext = (stem, input_ext) if not run or source is None else \
+                (source.stem, split_filename(source.rel_path)[1])
+            fmt, extension = output_format(file_format, own_ext)
+            depth = 16 if depth_wanted and fmt in ("png", "tiff") else 8
             try:
-                name = build_name(stem or DEFAULT_STEM, filename_prefix, filename_suffix,
-                                  i if count > 1 else None, extension)
-                path = target_path(root, subdir, name)
+                name = build_name(own_stem or DEFAULT_STEM, filename_prefix, filename_suffix,
+                                  i if count > 1 and not run else None, extension)
+                folder = clean_relative_path(source.rel_path.rpartition("/")[0]) if own_subdirs and source else subdir
+                path = target_path(root, folder, name)
             except NamingError as exc:
                 raise RuntimeError(f"Batch Image Saver: {printable(exc)}") from None
             if stem:
@@ -180,7 +196,6 @@ class BatchImageSaver:
             if mode == OVERWRITE and controller().is_batch_input(target):
                 log.warning("overwriting the input file '%s' (overwrite_mode is Overwrite)", target)
             pixels = to_pixels(images[i], depth)
-            source = inputs[i] if len(inputs) == count else inputs[0] if inputs else None  # its input
             exif = result_exif(source.exif, exif_metadata, pixels.shape[1], pixels.shape[0]) if source else None
             fence = partial(controller().fenced, source) if source is not None else None
             try:

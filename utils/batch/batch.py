@@ -72,6 +72,8 @@ class Batch:
     shared: SharedJob | None = None  # several servers share it: images come from the job's claims
     waiting: int = 0  # shared: images of the pass held by other servers while this one has none to take
     failure: str = ""  # shared: the claims folder failed during this chain (it stops with this error)
+    held_image: Any = None  # images_per_run: the decoded image that ended the last run (run.HeldImage)
+    run_images: int = 1  # images in the run in progress (images_per_run)
 
     @classmethod
     def new_pass(cls, settings: BatchSettings, start_index: int, store: StateStore) -> Batch:
@@ -228,7 +230,7 @@ class Batch:
     def end_chain(self, status: str, error: str = "") -> None:
         """No more prompts for this batch. status: COMPLETE, or STOPPED (error = why, if it failed)."""
         self.phase, self.prompt_id, self.posting = IDLE, None, False
-        self.ended_at = time.time()
+        self.ended_at, self.held_image, self.run_images = time.time(), None, 1
         if self.state.status == RUNNING or status == COMPLETE:
             self.state.status = status
             self.state.last_error = error
@@ -264,8 +266,9 @@ class Batch:
         if info["waiting"]:
             info["text"] += (f" - waiting for {self.waiting} image{'s' if self.waiting != 1 else ''} "
                              "on another server")
+        info["run_images"] = self.run_images if self.going else 0
         if info["stopping"]:
-            info["text"] += " - stopping after this image"
+            info["text"] += f" - stopping after this {'run' if self.run_images > 1 else 'image'}"
         return info
 
 

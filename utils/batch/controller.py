@@ -19,7 +19,7 @@ from .. import log
 from ..comfy import bridge
 from ..images.color import CONVERT_TO_SRGB
 from ..images.decode import DecodeError
-from ..images.prefetch import PREFETCH_AHEAD, Prefetcher, PreparedImage, prepare
+from ..images.prefetch import Prefetcher, PreparedImage, prepare
 from .batch import (
     COMPLETE,
     NEW_PASS,
@@ -35,6 +35,7 @@ from .picking import BatchError, WaitStoppedError, pick_image
 from .prompt_runs import CONTINUE, SKIP_ON_ERROR, LoadedImage, LoaderRun, RunInput
 from .queue_requests import adopt_presses, batches_to_stop
 from .registry import BatchRegistry
+from .run import pick_run, prefetch_after
 from .shared import STOP_ALL, ClaimsFolderError, JobGoneError, JobStoppedError, SharedFolderError, stop_from
 from .state import BatchSettings, StateStore
 
@@ -63,11 +64,11 @@ class BatchController:
 
     # ----- the loader's entry point ------------------------------------------------------------
     def load_next(self, settings: BatchSettings, iteration_mode: str, error_policy: str, start_index: int,
-                  prompt: dict | None, extra_pnginfo: dict | None, device: Any = None,
-                  dtype: Any = None, color_profile: str = CONVERT_TO_SRGB) -> LoadedImage | None:
-        """The image this prompt should process, or None when it must do nothing (a duplicate press,
-        a queued image whose batch was stopped, or nothing readable left). Listing and decoding
-        happen outside the lock, so validation and the HTTP routes never wait for them."""
+                  prompt: dict | None, extra_pnginfo: dict | None, device: Any = None, dtype: Any = None,
+                  color_profile: str = CONVERT_TO_SRGB, images_per_run: int = 1) -> LoadedImage | None:
+        """The image (or run of images_per_run) this prompt should process, or None when it must do
+        nothing (a duplicate press, a queued image whose batch was stopped, or nothing readable
+        left). Listing and decoding happen outside the lock: validation and the routes never wait."""
         prompt_id = bridge.current_prompt_id()
         if not prompt_id:
             raise BatchError("Batch Image Loader could not find the id of the running prompt.")
@@ -89,7 +90,9 @@ class BatchController:
             batch = self._new_pass(settings, start_index, prompt_id)
         try:
             loaded = pick_image(batch, error_policy, self._prefetcher, self._prepare, self._target, self._lock,
-                                lambda left: self._waiting(batch, left))
+                                lambda left: self._waiting(batch, left)) if images_per_run == 1 else \
+                pick_run(batch, images_per_run, error_policy, self._prefetcher, color_profile, self._lock,
+                         lambda left: self._waiting(batch, left))
         except DecodeError as exc:
             with self._lock:
                 run.ends_chain = True
@@ -108,13 +111,12 @@ class BatchController:
                 run.ends_chain = True
                 self._chain.end(batch, COMPLETE)
                 return None
-            decoded = loaded.image.decoded
-            run.loaders.append(LoaderRun(batch, loaded.index, loaded.entry.rel_path, error_policy,
-                                         decoded.icc_profile, decoded.exif))
+            run.loaders.append(LoaderRun.of(batch, loaded, error_policy))
             batch.state.current_file = loaded.entry.rel_path
-            self._prefetch_after(batch, loaded.index)
+            prefetch_after(batch, loaded, images_per_run, self._prefetcher, self._target)
             self._events.status(batch, prompt_id)
-        log.info("node %s: image %d/%d %s", settings.node_id, loaded.index + 1, loaded.total, loaded.entry.rel_path)
+        log.info("node %s: image %d/%d %s%s", settings.node_id, loaded.index + 1, loaded.total, loaded.entry.rel_path,
+                 f" and {len(loaded.more)} more of its size" if loaded.more else "")
         return loaded
 
     def _press(self, settings: BatchSettings, prompt_id: str, mode: str) -> Batch | str | None:
@@ -160,12 +162,6 @@ class BatchController:
             if batch.waiting != left:
                 batch.waiting = left
                 self._events.status(batch)
-
-    def _prefetch_after(self, batch: Batch, index: int) -> None:
-        if batch.shared is not None:
-            return  # shared: which image this server takes next is not known yet
-        for ahead in range(index + 1, min(index + 1 + PREFETCH_AHEAD, len(batch.entries))):
-            self._prefetcher.schedule(batch.key, ahead, batch.full_path(ahead), *self._target)
 
     # ----- steering: the queue, the routes ----------------------------------------------------
     def on_queue_request(self, kind: str, body: dict) -> None:

@@ -19,7 +19,7 @@ from ..images.prefetch import Prefetcher, PreparedImage
 from .batch import STOP_CANCEL, Batch, BatchError
 from .prompt_runs import SKIP_ON_ERROR, LoadedImage
 
-__all__ = ["BatchError", "WaitStoppedError", "pick_image"]
+__all__ = ["BatchError", "WaitStoppedError", "claim_or_wait", "pick_image"]
 
 WAIT_POLL_S = 0.5  # how often a server with nothing to take looks at the others' images again
 
@@ -67,7 +67,7 @@ def _pick_shared(batch: Batch, error_policy: str, prepare: Callable[..., Prepare
                  lock: threading.RLock, on_wait: Callable[[int], None]) -> LoadedImage | None:
     assert batch.shared is not None
     while True:
-        claim = _claim_or_wait(batch, lock, on_wait)
+        claim = claim_or_wait(batch, lock, on_wait)
         if claim is None:
             return None
         index, entry = claim.index, batch.entries[claim.index]
@@ -85,7 +85,7 @@ def _pick_shared(batch: Batch, error_policy: str, prepare: Callable[..., Prepare
         return LoadedImage(entry, full_path, index, len(batch.entries), prepared)
 
 
-def _claim_or_wait(batch: Batch, lock: threading.RLock, on_wait: Callable[[int], None]) -> Any:
+def claim_or_wait(batch: Batch, lock: threading.RLock, on_wait: Callable[[int], None]) -> Any:
     """The next claim; None only when every image of the pass has a done record. While the images
     left are all held by other servers, wait for them (a dead server's lease runs out and its image
     is taken over here): a server whose part is done does not end its chain as "done" early."""

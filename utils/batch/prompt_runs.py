@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import torch
 
 from .. import log
 from ..comfy.queue_control import PromptTemplate
 from ..file_listing import ImageEntry
 from ..images.prefetch import PreparedImage
+from ..images.tensors import to_batch_tensors
 from .batch import RUNNING, STOP_CANCEL, Batch
 
 STOP_ON_ERROR, SKIP_ON_ERROR = "Stop on error", "Skip on error"
@@ -23,10 +27,28 @@ class LoadedImage:
     index: int
     total: int
     image: PreparedImage
+    more: list[LoadedImage] = field(default_factory=list)  # images_per_run > 1: the run's other images
+    unreadable: list[tuple[int, str, str]] = field(default_factory=list)  # skipped while filling the run
+
+    @property
+    def members(self) -> list[LoadedImage]:
+        """Every image of the run, in the order of the IMAGE batch."""
+        return [self, *self.more]
 
     @property
     def is_last(self) -> bool:
-        return self.index >= self.total - 1
+        return self.members[-1].index >= self.total - 1
+
+    @property
+    def run_files(self) -> str:
+        return "\n".join(m.entry.rel_path for m in self.members)
+
+    def tensors(self, device: Any, dtype: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """IMAGE and MASK of the image, or of the whole run as one batch [k, H, W, ...]."""
+        if not self.more:
+            return self.image.tensors(device, dtype)
+        return to_batch_tensors([m.image.decoded for m in self.members], device if device is not None else "cpu",
+                                dtype or torch.float32)
 
 
 @dataclass(frozen=True)
@@ -43,9 +65,19 @@ class RunInput:
     batch_key: str = ""  # the loader's batch (the saver's fence asks it whether to write)
 
 
+@dataclass(frozen=True)
+class RunImage:
+    """One more image of a loader's run (images_per_run > 1)."""
+
+    index: int
+    rel_path: str
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+
 @dataclass
 class LoaderRun:
-    """One loader's image within one prompt."""
+    """One loader's image (or run of images) within one prompt."""
 
     batch: Batch
     index: int
@@ -53,13 +85,46 @@ class LoaderRun:
     error_policy: str
     icc_profile: bytes | None = None  # of the decoded image (see RunInput)
     exif: bytes | None = None
-    skip_reason: str = ""  # another node of the prompt asked to skip this image (Skip on error)
+    more: list[RunImage] = field(default_factory=list)  # the run's other images, in IMAGE order
+    unreadable: list[tuple[int, str, str]] = field(default_factory=list)  # (index, file, why): recorded with the run
+    skip_reason: str = ""  # another node of the prompt asked to skip this run (Skip on error)
+
+    @classmethod
+    def of(cls, batch: Batch, loaded: LoadedImage, error_policy: str) -> LoaderRun:
+        first = loaded.image.decoded
+        more = [RunImage(m.index, m.entry.rel_path, m.image.decoded.icc_profile, m.image.decoded.exif)
+                for m in loaded.more]
+        return cls(batch, loaded.index, loaded.entry.rel_path, error_policy, first.icc_profile, first.exif, more,
+                   list(loaded.unreadable))
+
+    @property
+    def images(self) -> list[RunImage]:
+        return [RunImage(self.index, self.rel_path, self.icc_profile, self.exif), *self.more]
 
     def inputs(self) -> list[RunInput]:
         """The run's input images, in the order of the IMAGE batch the loader output."""
-        stem = self.batch.output_stem(self.rel_path)  # first call: ~0.3 s at 100k files
-        return [RunInput(self.rel_path, self.batch.full_path(self.index), stem or "", self.index,
-                         self.icc_profile, self.exif, self.batch.key)]
+        return [RunInput(i.rel_path, self.batch.full_path(i.index),
+                         self.batch.output_stem(i.rel_path) or "",  # first call: ~0.3 s at 100k files
+                         i.index, i.icc_profile, i.exif, self.batch.key) for i in self.images]
+
+    def record_finished(self, reason: str | None) -> None:
+        """The run finished: each image done (reason None) or skipped for reason, the unreadable
+        ones skipped for theirs, in the batch's order (the position ends after the last)."""
+        records = [(i.index, i.rel_path, reason) for i in self.images] + list(self.unreadable)
+        for index, rel_path, why in sorted(records):
+            if why is None:
+                self.batch.record_success(index)
+            else:
+                self.batch.record_skip(index, rel_path, why)
+
+    def give_back(self, error: str) -> None:
+        """The run did not finish: a shared batch gives every claim back (and stops on an error)."""
+        for n, image in enumerate(self.images):
+            self.batch.give_back(image.index, error if n == 0 else "", image.rel_path)
+
+    @property
+    def files(self) -> str:
+        return ", ".join(i.rel_path for i in self.images)
 
 
 @dataclass
@@ -83,18 +148,18 @@ class PromptRun:
         for lr in self.loaders:
             batch = lr.batch
             if outcome == "success" and not lr.skip_reason:
-                batch.record_success(lr.index)
+                lr.record_finished(None)
             elif outcome in ("success", "error") and not self.ends_chain and lr.error_policy == SKIP_ON_ERROR:
                 reason = lr.skip_reason if outcome == "success" else message
-                log.warning("node %s: skipping %s: %s", batch.settings.node_id, lr.rel_path, reason)
-                batch.record_skip(lr.index, lr.rel_path, reason)
+                log.warning("node %s: skipping %s: %s", batch.settings.node_id, lr.files, reason)
+                lr.record_finished(reason)
             else:
                 go_on = False
                 if outcome == "interrupted":
                     batch.request_stop(STOP_CANCEL)
                 else:
-                    errors[batch.key] = f"{lr.rel_path}: {message}"
-                batch.give_back(lr.index, errors.get(batch.key, ""), lr.rel_path)
+                    errors[batch.key] = f"{lr.files}: {message}"
+                lr.give_back(errors.get(batch.key, ""))
             finished = batch.finished_all
             if batch.failure:  # the claims folder failed: stop, naming it (a saved result stays pending)
                 go_on = False

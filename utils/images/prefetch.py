@@ -34,6 +34,9 @@ RACY_WINDOW_NS = 2_000_000_000
 # How many images ahead of the one being processed the loader has decoded: two, so that both
 # cores of a small machine decode while ComfyUI runs the current prompt.
 PREFETCH_AHEAD = 2
+# images_per_run > 1 decodes a run's images on this many threads (the machine's cores, up to 8):
+# large images then approach the machine's decode rate instead of one core's.
+RUN_DECODE_THREADS = max(2, min(8, os.cpu_count() or 2))
 # The prefetch threads run at this nice level (Linux): decoding ahead must never slow ComfyUI's
 # own threads (the prompt worker, the server answering the next POST), only use what they leave.
 PREFETCH_NICE = 10
@@ -106,6 +109,13 @@ def prepare(path: str, device: Any = None, dtype: torch.dtype | None = None,
     return prepared
 
 
+def decode_only(path: str, device: Any = None, dtype: Any = None,
+                color_profile: str = CONVERT_TO_SRGB) -> PreparedImage:
+    """Decode path for a run (images_per_run > 1): its tensors are written later, straight into
+    the run's batch tensor (utils/images/tensors.py to_batch_tensors)."""
+    return PreparedImage(decode_image(path, color_profile))
+
+
 @dataclass
 class _Pending:
     path: str
@@ -130,6 +140,38 @@ class Prefetcher:
         )
         self._pending: dict[str, dict[int, _Pending]] = {}
         self._lock = threading.Lock()
+        self._run_executor: ThreadPoolExecutor | None = None  # made when a batch first uses images_per_run
+
+    def schedule_run(self, key: str, images: list[tuple[int, str]], color_profile: str = CONVERT_TO_SRGB) -> None:
+        """Start decoding the images (index, path) of a run of batch key on the run pool, those not
+        already on their way; images of the key behind the first are dropped. Each is then handed
+        over by take(), as one image ahead is."""
+        if not images:
+            return
+        target = (None, None, color_profile)
+        signatures = [file_signature(path) for _, path in images]  # before the reads
+        with self._lock:
+            if self._run_executor is None:
+                self._run_executor = ThreadPoolExecutor(
+                    max_workers=RUN_DECODE_THREADS, thread_name_prefix="batch-run-decode",
+                    initializer=_lower_priority)
+            slots = self._pending.setdefault(key, {})
+            first = images[0][0]
+            dropped = [slots.pop(i) for i in list(slots) if i < first]
+            for (index, path), signature in zip(images, signatures, strict=True):
+                same = slots.get(index)
+                if same is not None and (same.path, same.target[2], same.signature) == (path, color_profile,
+                                                                                       signature):
+                    continue
+                if same is not None:
+                    dropped.append(slots.pop(index))
+                if signature is not None:
+                    future = self._run_executor.submit(decode_only, path, *target)
+                    slots[index] = _Pending(path, target, signature, future)
+            if not slots:
+                del self._pending[key]
+        for old in dropped:
+            old.future.cancel()
 
     def schedule(self, key: str, index: int, path: str, device: Any = None, dtype: Any = None,
                  color_profile: str = CONVERT_TO_SRGB) -> None:
@@ -155,9 +197,11 @@ class Prefetcher:
         for old in dropped:
             old.future.cancel()
 
-    def take(self, key: str, index: int, path: str, color_profile: str = CONVERT_TO_SRGB) -> PreparedImage | None:
+    def take(self, key: str, index: int, path: str, color_profile: str = CONVERT_TO_SRGB,
+             steal: bool = False) -> PreparedImage | None:
         """The prefetched image if it is this one, in this colour mode, and still current, else
-        None (decode it yourself).
+        None (decode it yourself). steal: also None when its decode has not started yet (the
+        caller's thread decodes it rather than wait for a busy pool).
 
         Images of the key behind index are dropped; those ahead stay. A decode error of a
         still-current file is raised here, as a direct decode would.
@@ -174,6 +218,8 @@ class Prefetcher:
             return None
         if pending.path != path or pending.target[2] != color_profile or file_signature(path) != pending.signature:
             pending.future.cancel()
+            return None
+        if steal and pending.future.cancel():
             return None
         return pending.future.result()
 
