@@ -43,7 +43,7 @@ def _write_error(target: str, exc: OSError) -> RuntimeError:
     return RuntimeError(f"Batch Image Saver: {describe_write_error(target, exc)}")
 
 
-def _linked(prompt: dict | None, unique_id: Any, name: str) -> bool:
+def input_is_linked(prompt: dict | None, unique_id: Any, name: str) -> bool:
     """True when this saver's input name is linked to another node's output (not a typed value)."""
     node = prompt.get(str(unique_id)) if isinstance(prompt, dict) else None
     inputs = node.get("inputs") if isinstance(node, dict) else None
@@ -170,7 +170,7 @@ class BatchImageSaver:
             stem = inputs[0].stem or stem
         depth_wanted = bit_depth == "16"
         subdir = clean_relative_path(relative_path)
-        own_subdirs = run and _linked(prompt, unique_id, "relative_path")
+        own_subdirs = run and input_is_linked(prompt, unique_id, "relative_path")
         metadata = {}
         if embed_workflow and not bridge.metadata_disabled():
             metadata = workflow_metadata(prompt, extra_pnginfo)

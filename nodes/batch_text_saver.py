@@ -22,6 +22,7 @@ from ..utils.saving.naming import (
 from ..utils.saving.safe_write import ADD_NUMBER
 from ..utils.saving.text_write import DEFAULT_EXTENSION, TEXT_MODES, TextExtensionError, clean_extension, write_text
 from ..utils.saving.write_errors import describe_write_error
+from .batch_image_saver import input_is_linked
 
 DEFAULT_STEM = "text"
 _numbers = NumberAllocator()
@@ -48,17 +49,23 @@ def _one(values: Any, default: Any) -> Any:
 
 
 def _named(output_directory: str, filename: str, relative_path: str, prefix: str, suffix: str, ext: str,
-           count: int) -> list[str]:
-    """The targets of count texts under the input's name, as Batch Image Saver names images (same stem
-    rules; several texts for one input get _0001, _0002, ...)."""
+           count: int, own_subdirs: bool) -> list[str]:
+    """The targets of count texts, named as Batch Image Saver names images: under the input's name
+    (the loader's stem rules); a run's k texts each under its own input's name (and subfolder when
+    relative_path is linked); several texts for one input get _0001, _0002, ..."""
     root = resolve_output_folder(output_directory, bridge.output_directory())
     stem, _ = split_filename(filename)
     inputs = controller().run_inputs(relative_path or "", filename) if stem else []
-    if inputs:  # the loader's name for this input, unique within its batch
-        stem = inputs[0].stem or stem
+    run = len(inputs) > 1 and len(inputs) == count  # images_per_run: text i belongs to the run's i-th input
     subdir = clean_relative_path(relative_path)
-    return [target_path(root, subdir, build_name(stem or DEFAULT_STEM, prefix, suffix, i if count > 1 else None, ext))
-            for i in range(count)]
+    targets = []
+    for i in range(count):
+        source = inputs[i] if run else inputs[0] if inputs else None
+        own_stem = (source.stem if source is not None else "") or stem
+        folder = clean_relative_path(source.rel_path.rpartition("/")[0]) if run and own_subdirs and source else subdir
+        name = build_name(own_stem or DEFAULT_STEM, prefix, suffix, i if count > 1 and not run else None, ext)
+        targets.append(target_path(root, folder, name))
+    return targets
 
 
 class BatchTextSaver:
@@ -128,6 +135,7 @@ class BatchTextSaver:
                     "Overwrite (replace it), or Append (add the text at its end, on a new line).",
                 }),
             },
+            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
         }
 
     @classmethod
@@ -145,7 +153,8 @@ class BatchTextSaver:
     def save_text(self, text: list[str], output_directory: list[str], filename: list[str],
                   image_path: list[str] | None = None, relative_path: list[str] | None = None,
                   filename_prefix: list[str] | None = None, filename_suffix: list[str] | None = None,
-                  extension: list[str] | None = None, overwrite_mode: list[str] | None = None) -> tuple[str]:
+                  extension: list[str] | None = None, overwrite_mode: list[str] | None = None,
+                  prompt: list[dict] | None = None, unique_id: list[Any] | None = None) -> tuple[str]:
         texts = [t if isinstance(t, str) else str(t) for t in text]
         name, mode = _one(filename, ""), _one(overwrite_mode, ADD_NUMBER)
         try:
@@ -156,8 +165,9 @@ class BatchTextSaver:
                     raise NamingError(f"{len(texts)} texts for {len(targets)} saved images in image_path: give one "
                                       "text per saved image.")
             else:
+                own_subdirs = input_is_linked(_one(prompt, None), _one(unique_id, None), "relative_path")
                 targets = _named(_one(output_directory, ""), name, _one(relative_path, ""),
-                                 _one(filename_prefix, ""), _one(filename_suffix, ""), ext, len(texts))
+                                 _one(filename_prefix, ""), _one(filename_suffix, ""), ext, len(texts), own_subdirs)
         except (FolderError, NamingError, TextExtensionError) as exc:
             raise _fail(exc) from None
         if not image_path and not split_filename(name)[0]:

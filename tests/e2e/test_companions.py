@@ -216,3 +216,49 @@ def test_two_matches_for_one_name_stop_and_list_both(client: ComfyClient, input_
     error = next(m[1] for m in run.messages if m[0] == "execution_error")
     assert "2 files in" in error["exception_message"] and "'m.png', 'm.webp'" in error["exception_message"]
     assert not (tmp_path / "o").exists()
+
+
+def test_images_per_run_4_companions_come_as_one_batch_in_the_runs_order(
+    client: ComfyClient, comfy_server: ComfyServer, input_folder: Path, tmp_path: Path
+) -> None:
+    images, masks, out = input_folder / "images", input_folder / "masks", tmp_path / "out"
+    names = ["p0", "p1", "p2", "sub/p3", "sub/p4", "sub/p5"]  # runs: p0 p1 p2 sub/p3 | sub/p4 sub/p5
+    for n, name in enumerate(names):
+        for folder in (images, masks):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        img.write_solid(images / f"{name}.png", (90, 90, 90))
+        Image.new("L", (8, 8), 30 * n + 10).save(masks / f"{name}_mask.png")
+        (images / f"{name}.txt").write_text(f"caption {n}\nline 2", encoding="utf-8")
+    prompt = masks_workflow(images, masks, out, "Stop on error", "Follow error_handling")
+    prompt["1"]["inputs"]["images_per_run"] = 4
+    prompt["8"] = companion_node("", "{name}.txt")  # each image's caption, beside it
+    prompt["9"] = {"class_type": "BatchTextSaver",  # k texts -> k files under the inputs' names
+                   "inputs": {"text": ["8", 2], "output_directory": str(out), "filename": ["1", 2],
+                              "relative_path": ["1", 4], "extension": "caption"}}
+    prompt["10"] = {"class_type": "BatchTextSaver",  # and beside each saved image (SAVED_PATH has k lines)
+                    "inputs": {"text": ["8", 2], "output_directory": "", "filename": "", "image_path": ["3", 1]}}
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    assert [r.status for r in batch_runs(client, str(images))] == ["success", "success"]
+    assert saved_values(out) == {name: (30 * n + 10, (8, 8)) for n, name in enumerate(names)}
+    for n, name in enumerate(names):
+        assert (out / f"{name}.caption").read_text(encoding="utf-8") == f"caption {n}\nline 2"
+        assert (out / f"{name}.txt").read_text(encoding="utf-8") == f"caption {n}\nline 2"
+
+    # A mask of another size in a run: a clear error naming the files and their sizes.
+    Image.new("L", (5, 5), 0).save(masks / "p2_mask.png")
+    prompt["1"]["inputs"]["iteration_mode"] = "Reset"
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    error = next(m[1] for m in batch_runs(client, str(images))[-1].messages if m[0] == "execution_error")
+    assert "differ in size" in error["exception_message"], error
+    assert f"'{masks / 'p2_mask.png'}' 5x5" in error["exception_message"]
+
+    # A missing companion under Skip on error skips its whole run and lists it.
+    (masks / "p2_mask.png").unlink()
+    prompt["1"]["inputs"]["error_handling"] = "Skip on error"
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    log = comfy_server.log_text()
+    assert "2 processed, 4 skipped" in log
+    assert f"  p0.png: no companion for 'p2.png': looked for '{masks / 'p2_mask.png'}'" in log

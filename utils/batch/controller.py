@@ -255,11 +255,12 @@ class BatchController:
 
     def skip_input(self, source: RunInput, reason: str) -> bool:
         """A node cannot process source (a companion file is missing). True when its loader's
-        error_handling is Skip on error: the image is recorded skipped, with reason, when the prompt
-        ends. False: the node must raise, which stops the batch (Stop on error)."""
+        error_handling is Skip on error: source's run (every image of it) is recorded skipped, with
+        reason, when the prompt ends. False: the node must raise, which stops the batch (Stop on error)."""
         with self._lock:
             for lr in self._running_loaders():
-                if lr.batch.key == source.batch_key and lr.index == source.index and lr.error_policy == SKIP_ON_ERROR:
+                ours = lr.batch.key == source.batch_key and source.index in {i.index for i in lr.images}
+                if ours and lr.error_policy == SKIP_ON_ERROR:
                     lr.skip_reason = lr.skip_reason or reason
                     return True
         return False
