@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 from functools import partial
 from typing import Any, ClassVar
@@ -17,7 +16,7 @@ from ..utils.comfy.ui_preview import preview_entry
 from ..utils.images.encode import encode, to_pixels, workflow_metadata
 from ..utils.images.exif import EXIF_MODES, KEEP_NO_LOCATION, result_exif
 from ..utils.log import printable
-from ..utils.paths import FolderError, blocking_file, resolve_output_folder
+from ..utils.paths import FolderError, resolve_output_folder
 from ..utils.saving.naming import (
     DEFAULT_STEM,
     FILE_FORMATS,
@@ -30,6 +29,8 @@ from ..utils.saving.naming import (
     target_path,
 )
 from ..utils.saving.safe_write import ADD_NUMBER, OVERWRITE, OVERWRITE_MODES, WriteFencedError, write_atomically
+from ..utils.saving.write_errors import describe_write_error
+from .prompt_links import link_source, loader_link
 
 _numbers = NumberAllocator()
 
@@ -42,28 +43,7 @@ def _output_root(output_directory: str) -> str:
 
 
 def _write_error(target: str, exc: OSError) -> RuntimeError:
-    """What a failed write means for the user, naming the file or folder in the way."""
-    folder = os.path.dirname(target)
-    in_the_way = blocking_file(folder) if exc.errno in (errno.EEXIST, errno.ENOTDIR) else None
-    if in_the_way:
-        text = (f"cannot create the folder '{folder}': '{in_the_way}' is a file, not a folder. Move that file "
-                "away, or change output_directory or relative_path.")
-    elif exc.errno == errno.EISDIR:
-        text = (f"cannot write '{target}': a folder has that name. Rename or move the folder, or use "
-                "overwrite_mode Add number.")
-    elif exc.errno == errno.ENAMETOOLONG:
-        text = f"cannot write '{target}': the path is too long for this file system; choose a shorter output_directory."
-    else:
-        text = f"cannot write '{target}': {exc.strerror or exc}."
-    return RuntimeError(f"Batch Image Saver: {printable(text)}")
-
-
-def _link_source(prompt: dict | None, unique_id: Any, name: str) -> str | None:
-    """The id of the node this saver's input name is linked to; None for a typed value."""
-    node = prompt.get(str(unique_id)) if isinstance(prompt, dict) else None
-    inputs = node.get("inputs") if isinstance(node, dict) else None
-    value = inputs.get(name) if isinstance(inputs, dict) else None
-    return str(value[0]) if isinstance(value, list) and value else None
+    return RuntimeError(f"Batch Image Saver: {describe_write_error(target, exc)}")
 
 
 def _run_mismatch(count: int, inputs: list[RunInput]) -> RuntimeError:
@@ -198,7 +178,7 @@ class BatchImageSaver:
     ) -> dict[str, Any]:
         root = _output_root(output_directory)
         stem, input_ext = split_filename(filename)
-        loader_node = _link_source(prompt, unique_id, "filename") or _link_source(prompt, unique_id, "relative_path")
+        loader_node = loader_link(prompt, unique_id, "filename", "relative_path")
         inputs = controller().run_inputs(relative_path or "", filename, loader_node) if stem else []
         count = int(images.shape[0])
         run = len(inputs) > 1  # images_per_run: image i is the run's i-th input
@@ -208,7 +188,7 @@ class BatchImageSaver:
             stem = inputs[0].stem or stem
         depth_wanted = bit_depth == "16"
         subdir = clean_relative_path(relative_path)
-        own_subdirs = run and _link_source(prompt, unique_id, "relative_path") is not None
+        own_subdirs = run and link_source(prompt, unique_id, "relative_path") is not None
         metadata = {}
         if embed_workflow and not bridge.metadata_disabled():
             metadata = workflow_metadata(prompt, extra_pnginfo)

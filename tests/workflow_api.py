@@ -14,12 +14,13 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 
 def _widget_names(spec: dict) -> list[tuple[str, bool]]:
-    """(input name, has a control-after-generate value) of each widget, in order."""
+    """(input name, has a control-after-generate value) of each widget, in order (a forceInput
+    input is a socket only: the frontend gives it no widget and no widgets_values entry)."""
     names = []
     for section in ("required", "optional"):
         for name, conf in (spec["input"].get(section) or {}).items():
             kind, opts = conf[0], (conf[1] if len(conf) > 1 else {}) or {}
-            if isinstance(kind, list) or kind in WIDGET_TYPES:
+            if (isinstance(kind, list) or kind in WIDGET_TYPES) and not opts.get("forceInput"):
                 control = bool(opts.get("control_after_generate")) or name in ("seed", "noise_seed")
                 names.append((name, control))
     return names

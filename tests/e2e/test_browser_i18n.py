@@ -28,8 +28,8 @@ def locale(lang: str) -> dict[str, Any]:
     return json.loads((REPO_ROOT / "locales" / lang / "main.json").read_text(encoding="utf-8"))
 
 
-def first_section_heading(lang: str) -> str:
-    page = "BatchImageLoader.md" if lang == "en" else f"BatchImageLoader/{lang}.md"
+def first_section_heading(lang: str, node_class: str = "BatchImageLoader") -> str:
+    page = f"{node_class}.md" if lang == "en" else f"{node_class}/{lang}.md"
     text = (REPO_ROOT / "web" / "docs" / page).read_text(encoding="utf-8")
     return re.search(r"^## (.+)$", text, re.M).group(1)  # only in the docs page, not in the description
 
@@ -57,16 +57,16 @@ def open_page_in(server: ComfyServer, lang: str) -> Any:
     return comfy_page(server.url)
 
 
-def add_selected_loader(page: Any) -> None:
-    page.evaluate("""() => {
+def add_selected_loader(page: Any, node_class: str = "BatchImageLoader") -> None:
+    page.evaluate("""(nodeClass) => {
         app.graph.clear();
-        const node = LiteGraph.createNode("BatchImageLoader");
+        const node = LiteGraph.createNode(nodeClass);
         node.pos = [420, 160];
         app.graph.add(node);
         app.canvas.deselectAll?.();
         app.canvas.selectNode(node);
         app.canvas.setDirty(true, true);
-    }""")
+    }""", node_class)
 
 
 def open_help(page: Any, heading: str) -> None:
@@ -131,4 +131,21 @@ def test_chinese_page_translates_the_node_its_buttons_and_its_help(
         open_help(page, first_section_heading("zh"))
         page.screenshot(path=str(screenshots(tmp_path) / f"help-panel-zh-{request.node.callspec.id}.png"))
         search_node_library(page, "folder", title)
+        assert page.errors == [], page.errors
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_companion_loader_and_text_saver_show_their_help_and_are_found_as_mask_and_caption(
+    new_server: ComfyServer, lang: str
+) -> None:
+    names = {n: locale(lang)["nodeDefs"][n]["display_name"] for n in ("BatchCompanionLoader", "BatchTextSaver")}
+    with open_page_in(new_server, lang) as page:
+        add_selected_loader(page, "BatchCompanionLoader")
+        pattern = page.evaluate("""() => app.graph._nodes[0].widgets.find((w) => w.name === "pattern").value""")
+        assert pattern == "{name}.*"
+        open_help(page, first_section_heading(lang, "BatchCompanionLoader"))
+        search_node_library(page, "mask", names["BatchCompanionLoader"])
+        panel = page.locator(".side-bar-panel, .sidebar-content-container").first
+        page.locator(".side-bar-panel input, .sidebar-content-container input").first.fill("caption")
+        panel.get_by_text(names["BatchTextSaver"], exact=True).first.wait_for(state="visible", timeout=20_000)
         assert page.errors == [], page.errors

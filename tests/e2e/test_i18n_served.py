@@ -38,6 +38,9 @@ def test_i18n_serves_every_shipped_translation(client: ComfyClient, lang: str) -
 
 @pytest.mark.parametrize("page", ["BatchImageLoader.md", "BatchImageLoader/zh.md", "BatchImageLoader/ja.md",
                                   "BatchImageSaver.md", "BatchImageSaver/zh.md", "BatchImageSaver/ja.md",
+                                  "BatchCompanionLoader.md", "BatchCompanionLoader/zh.md",
+                                  "BatchCompanionLoader/ja.md", "BatchTextSaver.md", "BatchTextSaver/zh.md",
+                                  "BatchTextSaver/ja.md",
                                   "images/batch-wiring.png"])
 def test_docs_pages_are_served_where_the_help_panel_looks(comfy_server: ComfyServer, page: str) -> None:
     # The frontend asks /extensions/<pack folder>/docs/<Node>/<lang>.md, then .../docs/<Node>.md.
@@ -52,6 +55,10 @@ def test_object_info_lists_the_search_aliases(client: ComfyClient) -> None:
         pytest.skip("ComfyUI before 0.33 does not list SEARCH_ALIASES in /object_info")
     info = client.get("/object_info/BatchImageLoader")["BatchImageLoader"]
     assert "folder" in info["search_aliases"]
+    companion = client.get("/object_info/BatchCompanionLoader")["BatchCompanionLoader"]["search_aliases"]
+    assert {"mask", "caption", "pair", "sidecar", "txt"} <= set(companion)
+    text_saver = client.get("/object_info/BatchTextSaver")["BatchTextSaver"]["search_aliases"]
+    assert {"caption", "pair", "sidecar", "txt"} <= set(text_saver)
 
 
 def test_extension_files_listed_are_only_the_scripts(client: ComfyClient) -> None:

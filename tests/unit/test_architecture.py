@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 RANKS = {
     "log": 0, "paths": 0, "file_listing": 0,
     "comfy": 1, "images": 1, "saving": 1,
-    "shared_job": 2,
+    "shared_job": 2, "companions": 2,
     "batch": 3,
 }
 COMFY_MODULES = {"comfy", "comfy_execution", "comfy_api", "server", "execution", "folder_paths", "nodes", "aiohttp"}

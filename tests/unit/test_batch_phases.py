@@ -159,3 +159,18 @@ def test_a_cancel_for_another_workflow_s_prompt_leaves_the_batch_alone(
     monkeypatch.setattr(comfy_bridge, "send_event", lambda *a: None)
     controller.on_queue_request("interrupt", {})
     assert batch.stop_reason is None
+
+
+def test_an_image_another_node_asked_to_skip_is_recorded_skipped_with_its_reason(tmp_path: Path) -> None:
+    from batch_image_processing.utils.batch.prompt_runs import SKIP_ON_ERROR, LoaderRun, PromptRun
+
+    batch, _ = make_batch(tmp_path)
+    batch.begin_chain("p1", 100.0, None)
+    skipped = LoaderRun(batch, 0, "img0.png", SKIP_ON_ERROR, skip_reason="no companion for 'img0.png'")
+    run = PromptRun("p1", template=object(), loaders=[skipped])  # type: ignore[arg-type]
+    assert run.record("success", "") == (True, {})
+    assert batch.state.done == 0 and batch.state.next_index == 1
+    assert batch.state.skipped == [{"file": "img0.png", "reason": "no companion for 'img0.png'"}]
+    run = PromptRun("p2", template=object(), loaders=[LoaderRun(batch, 1, "img1.png", SKIP_ON_ERROR)])  # type: ignore[arg-type]
+    assert run.record("success", "") == (True, {})
+    assert batch.state.done == 1 and len(batch.state.skipped) == 1

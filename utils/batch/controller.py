@@ -31,10 +31,9 @@ from .batch import (
 from .chain import BatchChain
 from .events import BatchEvents
 from .fencing import may_write, record_saved
-from .identity import workflow_identity
 from .picking import BatchError, WaitStoppedError, pick_image
-from .prompt_runs import CONTINUE, LoadedImage, LoaderRun, RunInput
-from .queue_requests import batches_to_stop
+from .prompt_runs import CONTINUE, SKIP_ON_ERROR, LoadedImage, LoaderRun, RunInput
+from .queue_requests import adopt_presses, batches_to_stop
 from .registry import BatchRegistry
 from .run import pick_run, prefetch_after
 from .shared import STOP_ALL, ClaimsFolderError, JobGoneError, JobStoppedError, SharedFolderError, stop_from
@@ -172,24 +171,9 @@ class BatchController:
             if not going:
                 return
             running, _ = bridge.queued_prompt_ids()
-            self._adopt_presses(running, going)
+            adopt_presses(running, going)
             for batch, reason in batches_to_stop(kind, body, going, running):
                 self._stop(batch, reason)
-
-    def _adopt_presses(self, running: set[str], going: list[Batch]) -> None:
-        """A running press of a going batch's workflow whose loader has not run yet (other nodes run
-        first) is that batch's too: a Cancel aimed at it stops the batch."""
-        for prompt_id in running - set().union(*(b.recent_prompts for b in going)):
-            item = bridge.running_item(prompt_id)
-            if item is None or not isinstance(item[2], dict):
-                continue
-            extra = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
-            workflow = workflow_identity(extra.get("extra_pnginfo"), item[2])
-            loaders = {str(n) for n, node in item[2].items()
-                       if isinstance(node, dict) and node.get("class_type") == "BatchImageLoader"}
-            for batch in going:
-                if batch.settings.workflow_id == workflow and batch.settings.node_id in loaders:
-                    batch.recent_prompts.append(prompt_id)
 
     def _stop(self, batch: Batch, reason: str) -> None:
         if batch.stop_reason is None:
@@ -265,6 +249,23 @@ class BatchController:
         loader = next((lr for lr in loaders if lr.batch.settings.node_id == loader_node), None) or \
             next((lr for lr in loaders if lr.rel_path == rel_path), None)
         return loader.inputs() if loader is not None else []
+
+    def loader_inputs(self) -> dict[str, list[RunInput]]:
+        """The input images of each loader node of the running prompt, by node id, each list in the
+        order of that loader's IMAGE batch (nodes that pair files with the images find theirs here)."""
+        return {lr.batch.settings.node_id: lr.inputs() for lr in self._running_loaders()}
+
+    def skip_input(self, source: RunInput, reason: str) -> bool:
+        """A node cannot process source (a companion file is missing). True when its loader's
+        error_handling is Skip on error: source's run (every image of it) is recorded skipped, with
+        reason, when the prompt ends. False: the node must raise, which stops the batch (Stop on error)."""
+        with self._lock:
+            for lr in self._running_loaders():
+                ours = lr.batch.key == source.batch_key and source.index in {i.index for i in lr.images}
+                if ours and lr.error_policy == SKIP_ON_ERROR:
+                    lr.skip_reason = lr.skip_reason or reason
+                    return True
+        return False
 
     def fenced(self, source: RunInput) -> bool:
         """Right before the saver writes source's result: False when another server owns it now."""

@@ -88,6 +88,7 @@ class LoaderRun:
     exif: bytes | None = None
     more: list[RunImage] = field(default_factory=list)  # the run's other images, in IMAGE order
     unreadable: list[tuple[int, str, str]] = field(default_factory=list)  # (index, file, why): recorded with the run
+    skip_reason: str = ""  # another node of the prompt asked to skip this run (Skip on error)
 
     @classmethod
     def of(cls, batch: Batch, loaded: LoadedImage, error_policy: str) -> LoaderRun:
@@ -148,11 +149,12 @@ class PromptRun:
         errors: dict[str, str] = {}
         for lr in self.loaders:
             batch = lr.batch
-            if outcome == "success":
+            if outcome == "success" and not lr.skip_reason:
                 lr.record_finished(None)
-            elif outcome == "error" and not self.ends_chain and lr.error_policy == SKIP_ON_ERROR:
-                log.warning("node %s: skipping %s: %s", batch.settings.node_id, lr.files, message)
-                lr.record_finished(message)
+            elif outcome in ("success", "error") and not self.ends_chain and lr.error_policy == SKIP_ON_ERROR:
+                reason = lr.skip_reason if outcome == "success" else message
+                log.warning("node %s: skipping %s: %s", batch.settings.node_id, lr.files, reason)
+                lr.record_finished(reason)
             else:
                 go_on = False
                 if outcome == "interrupted":

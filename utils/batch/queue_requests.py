@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..comfy import bridge
 from .batch import QUEUED, STOP_CANCEL, STOP_CLEAR, STOP_REMOVED, Batch
+from .identity import workflow_identity
 
 
 def _ids(value: Any) -> set[str]:
@@ -52,3 +54,19 @@ def batches_to_stop(kind: str, body: dict, going: Iterable[Batch], running: set[
         deleted = _ids(body.get("delete"))  # ComfyUI deletes pending prompts only
         return [(b, STOP_REMOVED) for b in going if b.phase == QUEUED and b.prompt_id in deleted]
     return []
+
+
+def adopt_presses(running: set[str], going: list[Batch]) -> None:
+    """A running press of a going batch's workflow whose loader has not run yet (other nodes run
+    first) is that batch's too: a Cancel aimed at it stops the batch."""
+    for prompt_id in running - set().union(*(b.recent_prompts for b in going)):
+        item = bridge.running_item(prompt_id)
+        if item is None or not isinstance(item[2], dict):
+            continue
+        extra = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
+        workflow = workflow_identity(extra.get("extra_pnginfo"), item[2])
+        loaders = {str(n) for n, node in item[2].items()
+                   if isinstance(node, dict) and node.get("class_type") == "BatchImageLoader"}
+        for batch in going:
+            if batch.settings.workflow_id == workflow and batch.settings.node_id in loaders:
+                batch.recent_prompts.append(prompt_id)
