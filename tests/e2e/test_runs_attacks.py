@@ -270,3 +270,151 @@ def test_two_loaders_with_the_same_file_names_and_other_k_name_their_own_runs(
     assert files(out_a) == sorted(a_pixels)
     for name, source in b_pixels.items():
         assert np.array_equal(rgb(out_b / name), inverted(source)), name
+
+
+# ----- steering at the first and the last run -----------------------------------------------------------
+def _press(client: ComfyClient, action: str) -> None:
+    if action == "cancel":
+        client.interrupt()
+    elif action == "clear":
+        assert client.request("POST", "/queue", {"clear": True})[0] == 200
+    else:
+        assert client.request("POST", f"{ROUTE}/{action}", {"node_id": "1"})[0] == 200
+
+
+@pytest.mark.parametrize(("action", "at", "kept"), [
+    ("cancel", "first", 0), ("cancel", "last", 4), ("stop", "first", 4), ("stop", "last", 8),
+    ("clear", "first", 4), ("reset", "last", None),
+])
+def test_steering_at_the_first_and_last_run(client: ComfyClient, input_folder: Path, tmp_path: Path, action: str,
+                                            at: str, kept: int | None) -> None:
+    """8 images, K = 4: at most the run in progress completes; the next Queue does every image once."""
+    pixels = write_folder(input_folder, [(6, 4)] * 8)
+    names = sorted(pixels)
+    out = tmp_path / "out"
+    prompt = chain(input_folder, out, 4, sleep=1.0)
+    client.queue_prompt(prompt)
+    first = "img00.png" if at == "first" else "img04.png"
+    client.wait_for(lambda: (last_row(client, input_folder).get("current_file") == first
+                             and last_row(client, input_folder).get("state") == "running"),
+                    timeout=60, what=f"the {at} run in progress")
+    _press(client, action)
+    client.wait_idle()
+    row = last_row(client, input_folder)
+    if action == "reset":  # the run in progress finishes; nothing after it runs; the next Queue starts over
+        assert files(out) == names and len(batch_runs(client, str(input_folder))) == 2, files(out)
+        client.queue_prompt(prompt)
+        client.wait_idle()
+        again = last_row(client, input_folder)
+        assert (again["state"], again["done"]) == ("complete", 8), again
+        return
+    assert files(out) == names[:kept], f"{action} at the {at} run kept {files(out)}"
+    assert row["position"] == kept and row["done"] == kept, row
+    assert row["state"] == ("complete" if kept == 8 else "stopped"), row
+    if kept < 8:
+        client.queue_prompt(prompt)
+        client.wait_idle()
+        assert files(out) == names, "an image lost or done twice after the next Queue"
+        assert last_row(client, input_folder)["state"] == "complete"
+
+
+def test_start_index_in_the_middle_of_what_would_be_a_run(client: ComfyClient, input_folder: Path,
+                                                         tmp_path: Path) -> None:
+    pixels = write_folder(input_folder, [(6, 4)] * 8)
+    out = tmp_path / "out"
+    client.queue_prompt(chain(input_folder, out, 4, start_index=2, iteration_mode="Reset"))
+    client.wait_idle()
+    assert files(out) == sorted(pixels)[2:]
+    assert [len(r) for r in saved_per_prompt(client, input_folder)] == [4, 2]
+    row = last_row(client, input_folder)
+    assert (row["state"], row["position"], row["done"]) == ("complete", 8, 6), row
+
+
+# ----- what K must not change: odd names, mixed pixel formats --------------------------------------------
+def _same_results(client: ComfyClient, folder: Path, tmp_path: Path, k: int, **saver: object) -> None:
+    """The folder with K = 1 and with K = k: the same file names, byte for byte the same files."""
+    outs = {}
+    for n in (1, k):
+        outs[n] = tmp_path / f"k{n}"
+        client.queue_prompt(chain(folder, outs[n], n, iteration_mode="Reset", include_subfolders=True,
+                                  saver={"embed_workflow": False, **saver}))
+        client.wait_idle()
+    assert files(outs[k]) == files(outs[1]), f"K = {k} named results otherwise than K = 1"
+    for name in files(outs[1]):
+        assert (outs[k] / name).read_bytes() == (outs[1] / name).read_bytes(), f"{name} differs between K = 1 and {k}"
+
+
+def test_odd_names_in_one_run_get_the_names_k_1_gives(client: ComfyClient, input_folder: Path, tmp_path: Path) -> None:
+    (input_folder / "sub dir").mkdir()
+    for n, name in enumerate(["a.png", "A.png", "a.jpg", "x.PNG", "名前 ü.png", " spaced  name .png", "con.png",
+                              "sub dir/a.png", "img_0001.png", "img.png"]):
+        Image.fromarray(img.rgb_noise(6, 4, seed=n), "RGB").save(input_folder / name,
+                                                                 format="JPEG" if name.endswith("jpg") else "PNG")
+    _same_results(client, input_folder, tmp_path, 16)
+    assert len(files(tmp_path / "k16")) == 10
+    assert len(batch_runs(client, str(input_folder))) == 10 + 1
+
+
+def test_16_bit_gray_rgba_and_palette_in_one_run_save_as_with_k_1(client: ComfyClient, input_folder: Path,
+                                                                  tmp_path: Path) -> None:
+    img.write_rgb16_png(input_folder / "a_rgb16.png", 8, 6)
+    img.write_rgb16_png(input_folder / "b_rgba16.png", 8, 6, alpha=True)
+    img.write_gray16_png(input_folder / "c_gray16.png", 8, 6)
+    Image.fromarray(img.rgb_noise(8, 6, 3)[..., 0], "L").save(input_folder / "d_gray8.png")
+    img.write_rgba_png(input_folder / "e_rgba.png", 8, 6)
+    Image.fromarray(img.rgb_noise(8, 6, 5), "RGB").convert("P").save(input_folder / "f_palette.png")
+    _same_results(client, input_folder, tmp_path, 8, bit_depth="16")
+    assert len(files(tmp_path / "k8")) == 6
+    assert len(batch_runs(client, str(input_folder))) == 6 + 1
+
+
+# ----- rerun with Skip existing; Clear history in the middle of a run --------------------------------------
+def test_skip_existing_on_a_rerun_writes_only_the_missing_result(client: ComfyClient, input_folder: Path,
+                                                                 tmp_path: Path) -> None:
+    pixels = write_folder(input_folder, [(6, 4)] * 5)
+    out = tmp_path / "out"
+    client.queue_prompt(chain(input_folder, out, 3, saver={"overwrite_mode": "Skip existing"}))
+    client.wait_idle()
+    stamps = {n: (out / n).stat().st_mtime_ns for n in pixels}
+    (out / "img03.png").unlink()
+    client.queue_prompt(chain(input_folder, out, 3, iteration_mode="Reset", saver={"overwrite_mode": "Skip existing"}))
+    client.wait_idle()
+    assert files(out) == sorted(pixels)
+    assert all((out / n).stat().st_mtime_ns == t for n, t in stamps.items() if n != "img03.png"), "rewrote a result"
+    assert np.array_equal(rgb(out / "img03.png"), inverted(pixels["img03.png"]))
+
+
+def test_clear_history_right_after_a_run_neither_stops_nor_redoes(client: ComfyClient, input_folder: Path,
+                                                                  tmp_path: Path) -> None:
+    pixels = write_folder(input_folder, [(6, 4)] * 10)
+    out = tmp_path / "out"
+    prompt = chain(input_folder, out, 4)
+    for n in (0, 8):  # the first run and the last, partial one
+        prompt[f"9{n}"] = {"class_type": "BIPTestClearHistoryAfter",
+                           "inputs": {"images": ["2", 0], "name": ["1", 2], "clear_if_contains": f"img{n:02d}"}}
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    assert files(out) == sorted(pixels)
+    row = last_row(client, input_folder)
+    assert (row["state"], row["done"], row["position"]) == ("complete", 10, 10), row
+
+
+# ----- kill -9 while the last run is in flight ------------------------------------------------------------
+def test_kill_during_the_last_run_then_resume_does_each_image_once(own_server: ComfyServer) -> None:
+    folder = own_server.input_dir / "f"
+    pixels = write_folder(folder, [(6, 4)] * 6)
+    out = own_server.output_dir / "out"
+    own_server.start()
+    client = ComfyClient(own_server.url)
+    client.queue_prompt(chain(folder, out, 4, sleep=1.5))
+    client.wait_for(lambda: last_row(client, folder).get("current_file") == "img04.png", timeout=60,
+                    what="the last run in flight")
+    assert last_row(client, folder)["position"] == 4
+    own_server.stop(kill=True)
+    own_server.start()
+    client = ComfyClient(own_server.url)
+    client.queue_prompt(chain(folder, out, 4))
+    client.wait_idle()
+    assert files(out) == sorted(pixels), "an image lost, or a finished run redone"
+    row = last_row(client, folder)
+    assert (row["state"], row["done"], row["position"]) == ("complete", 6, 6), row
