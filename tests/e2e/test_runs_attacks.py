@@ -8,6 +8,9 @@ it is fixed, so the mark is removed with the fix."""
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import imagefiles as img
@@ -327,7 +330,7 @@ def test_start_index_in_the_middle_of_what_would_be_a_run(client: ComfyClient, i
     assert files(out) == sorted(pixels)[2:]
     assert [len(r) for r in saved_per_prompt(client, input_folder)] == [4, 2]
     row = last_row(client, input_folder)
-    assert (row["state"], row["position"], row["done"]) == ("complete", 8, 6), row
+    assert (row["state"], row["position"], row["done"]) == ("complete", 6, 6), row  # position counts from start_index
 
 
 # ----- what K must not change: odd names, mixed pixel formats --------------------------------------------
@@ -418,3 +421,90 @@ def test_kill_during_the_last_run_then_resume_does_each_image_once(own_server: C
     assert files(out) == sorted(pixels), "an image lost, or a finished run redone"
     row = last_row(client, folder)
     assert (row["state"], row["done"], row["position"]) == ("complete", 6, 6), row
+
+
+def test_a_failing_last_partial_run_is_skipped_whole_and_listed(client: ComfyClient, comfy_server: ComfyServer,
+                                                               input_folder: Path, tmp_path: Path) -> None:
+    pixels = write_folder(input_folder, [(6, 4)] * 7)
+    out = tmp_path / "out"
+    prompt = chain(input_folder, out, 3, error_handling="Skip on error")
+    prompt["11"] = {"class_type": "BIPTestFailOn",
+                    "inputs": {"images": ["2", 0], "name": ["1", 2], "fail_if_contains": "img06"}}
+    prompt["3"]["inputs"]["images"] = ["11", 0]
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    assert files(out) == sorted(pixels)[:6]
+    row = last_row(client, input_folder)
+    assert (row["state"], row["done"], row["skipped"], row["position"]) == ("complete", 6, 1, 7), row
+    assert "skipped files:\n  img06.png: node 11" in comfy_server.log_text().rpartition(str(input_folder))[2]
+
+
+def test_continue_after_a_finished_batch_runs_a_new_pass_in_runs(client: ComfyClient, input_folder: Path,
+                                                                tmp_path: Path) -> None:
+    pixels = write_folder(input_folder, [(6, 4)] * 5)
+    out = tmp_path / "out"
+    for _ in range(2):
+        client.queue_prompt(chain(input_folder, out, 4))
+        client.wait_idle()
+    assert files(out) == sorted([*pixels, *(n.replace(".png", "_1.png") for n in pixels)])
+    assert [len(r) for r in saved_per_prompt(client, input_folder)] == [4, 1, 4, 1]
+    row = last_row(client, input_folder)
+    assert (row["state"], row["done"], row["position"]) == ("complete", 5, 5), row
+
+
+# ----- shared_job, K = 4: a server frozen past its lease in a run --------------------------------------------
+LEASE_S = 3.0
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ComfyServer]]:
+    base = tmp_path_factory.mktemp("runs-pair")
+    servers = [ComfyServer(base, with_fixture_pack=True, name=f"server{i}", env={"BATCH_IMAGE_LEASE_S": str(LEASE_S)})
+               for i in range(2)]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            if server.process is not None:
+                os.killpg(server.process.pid, signal.SIGCONT)
+            server.stop()
+
+
+def test_a_server_frozen_past_its_lease_in_a_run_of_four_writes_nothing_twice(
+    pair: list[ComfyServer], tmp_path: Path
+) -> None:
+    folder = pair[0].input_dir / "frozen"
+    pixels = write_folder(folder, [(6, 4)] * 8)
+    out = tmp_path / "out"
+    prompt = {
+        "1": loader_node(str(folder), images_per_run=4, shared_job="freeze4"),
+        "2": {"class_type": "BIPTestSleepOn", "inputs": {"images": ["1", 0], "name": ["1", 2], "seconds": 0.2,
+                                                         "slow_if_contains": "img04", "slow_seconds": 2.0}},
+        "3": saver_node(["2", 0], str(out)),
+    }
+    clients = [ComfyClient(s.url) for s in pair]
+    for c in clients:
+        c.queue_prompt(prompt)
+    found: list[int] = []
+    clients[0].wait_for(lambda: bool(found.extend(i for i, c in enumerate(clients)
+                                                  if last_row(c, folder).get("current_file") == "img04.png") or found),
+                        timeout=60, what="a server in the run of img04")
+    frozen = found[0]
+    other, process = clients[1 - frozen], pair[frozen].process
+    assert process is not None
+    os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        other.wait_for(lambda: last_row(other, folder).get("state") == "complete", timeout=90,
+                       what="the other server taking the frozen run over and finishing")
+    finally:
+        os.killpg(process.pid, signal.SIGCONT)
+    for c in clients:
+        c.wait_idle(timeout=60)
+    assert files(out) == sorted(pixels), "a result written twice (img0N_1.png) or lost"
+    for name, source in pixels.items():
+        assert np.array_equal(rgb(out / name), source.astype(int)), name
+    for c in clients:
+        shared = last_row(c, folder)
+        assert shared["shared"]["done"] == 8 and shared["text"].startswith("8 / 8 shared"), shared
