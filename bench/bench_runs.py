@@ -44,11 +44,21 @@ def loader(folder: Path, k: int, job: str = "") -> dict:
         "error_handling": "Stop on error", "images_per_run": k, "shared_job": job}}
 
 
+def wait_done(client: ComfyClient, folder: Path) -> None:
+    """Until no batch on folder runs (an empty queue alone can be a gap between two of its prompts
+    on a machine loaded by other work), then until the queue is idle."""
+    running = True
+    while running:
+        client.wait_idle(timeout=3600, quiet_for=1.0)
+        rows = client.get("/batch_image_processing/status")["batches"]
+        running = any(r["directory"] == str(folder) and r["state"] == "running" for r in rows)
+
+
 def run_pack(client: ComfyClient, folder: Path, k: int, count: int) -> float:
     """Seconds per image of one pass of the pack over folder with images_per_run k."""
     before = set(client.history())
     client.queue_prompt({"1": loader(folder, k), "2": sink_node("null", ["1", 0], "")})
-    client.wait_idle(timeout=3600, quiet_for=1.0)
+    wait_done(client, folder)
     spans = timeline(client, [pid for pid in client.history() if pid not in before])
     assert len(spans) >= -(-count // k), f"{len(spans)} prompts for {count} images in runs of {k}"
     return per_image_s(spans) * len(spans) / count
@@ -80,7 +90,7 @@ def shared_span(clients: list[ComfyClient], folder: Path, k: int, job: str) -> f
     for c in clients:
         c.queue_prompt({"1": loader(folder, k, job), "2": sink_node("null", ["1", 0], "")})
     for c in clients:
-        c.wait_idle(timeout=3600, quiet_for=1.0)
+        wait_done(c, folder)
     spans = [s for c, old in zip(clients, before, strict=True)
              for s in timeline(c, [pid for pid in c.history() if pid not in old])]
     return (max(e for _, e in spans) - min(s for s, _ in spans)) / 1000

@@ -1,7 +1,7 @@
 """Keep the translations and node docs true to the nodes: one source for every word about an input.
 
 The English words live in the code: the nodes' DESCRIPTION, tooltips and OUTPUT_TOOLTIPS, and the
-browser extension's WORDS table (web/batch_image_processing.js). From them this script writes
+browser extension's WORDS table (web/batch_words.js). From them this script writes
   - locales/en/main.json (nodeDefs + the extension's words), entirely generated;
   - the input and output tables of every docs page (web/docs/<Node>.md in English, and
     web/docs/<Node>/<lang>.md from the translated tooltips in locales/<lang>/main.json).
@@ -25,7 +25,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCALES = REPO_ROOT / "locales"
 DOCS = REPO_ROOT / "web" / "docs"
-EXTENSION_JS = REPO_ROOT / "web" / "batch_image_processing.js"
+EXTENSION_JS = REPO_ROOT / "web" / "batch_words.js"  # the extension's words; its other modules use them
 WORDS_NAMESPACE = "batchImageProcessing"  # key of the extension's words in locales/<lang>/main.json
 LANGUAGES = ("en", "zh", "ja")
 
@@ -86,7 +86,7 @@ def english_node_def(name: str, cls: Any) -> dict[str, Any]:
 def extension_words() -> dict[str, str]:
     """The WORDS table of the browser extension: one `key: "English",` per line."""
     text = EXTENSION_JS.read_text(encoding="utf-8")
-    match = re.search(r"^const WORDS = \{\n(.*?)^\};", text, re.S | re.M)
+    match = re.search(r"^(?:export )?const WORDS = \{\n(.*?)^\};", text, re.S | re.M)
     if not match:
         raise ValueError(f"no `const WORDS = {{ ... }};` table in {EXTENSION_JS.name}")
     words = {}

@@ -90,7 +90,8 @@ build_venv() {
 provision_newest() {
   local tarball version dest
   NEWEST_COMFYUI_DIR="" NEWEST_VENV_PY=""
-  tarball="$(find "$SHARED_COMFYUI" -maxdepth 1 -name 'comfyui-*.tar.gz' 2>/dev/null | sort -V | tail -n 1)"
+  # (no such folder is fine: with pipefail a failing find would end the whole script silently)
+  tarball="$(find "$SHARED_COMFYUI" -maxdepth 1 -name 'comfyui-*.tar.gz' 2>/dev/null | sort -V | tail -n 1 || true)"
   if [ -n "$tarball" ]; then
     version="$(basename "$tarball" .tar.gz)"; version="${version#comfyui-}"
     dest="$CACHE_DIR/comfyui-$version"

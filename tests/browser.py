@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -106,3 +107,27 @@ def click_run(page: Any) -> None:
             button.first.click()
             return
     raise AssertionError("no Run/Queue button on the page")
+
+
+def with_sleep(workflow: dict, seconds: float) -> dict:
+    """The example with a test node that waits between the loader and the upscale."""
+    wf = copy.deepcopy(workflow)
+    link_id = wf["last_link_id"] + 1
+    image_link = next(link for link in wf["links"] if link[1] == 1 and link[2] == 0)
+    sleep_id = wf["last_node_id"] + 1
+    wf["nodes"].append({
+        "id": sleep_id, "type": "BIPTestSleep", "pos": [430, 260], "size": [270, 60], "flags": {}, "order": 1,
+        "mode": 0, "inputs": [{"name": "images", "type": "IMAGE", "link": image_link[0]},
+                              {"name": "seconds", "type": "FLOAT", "widget": {"name": "seconds"}, "link": None}],
+        "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [link_id], "slot_index": 0}],
+        "properties": {}, "widgets_values": [seconds],
+    })
+    target = image_link[3], image_link[4]
+    image_link[3], image_link[4] = sleep_id, 0
+    wf["links"].append([link_id, sleep_id, 0, target[0], target[1], "IMAGE"])
+    for node in wf["nodes"]:
+        for slot in node.get("inputs", []):
+            if node["id"] == target[0] and slot.get("link") == image_link[0] and slot["name"] == "image":
+                slot["link"] = link_id
+    wf["last_node_id"], wf["last_link_id"] = sleep_id, link_id
+    return wf

@@ -1,173 +1,24 @@
 // Batch Image Processing: a status line and "Stop batch" / "Reset" buttons on every Batch Image
-// Loader, fed by the pack's routes and events, plus a toast when a batch completes or fails.
-// Plain JS for ComfyUI's frontend extension API; it degrades to doing nothing when the routes
-// are missing or no loader is in the graph.
+// Loader, fed by the pack's routes and events, plus a toast when a batch completes or fails. A
+// loader inside a subgraph is known by its execution id ("4:1", see batch_graph.js) and the
+// subgraph node around it shows a short progress line. Plain JS for ComfyUI's frontend extension
+// API; it degrades to doing nothing when the routes are missing or no loader is in the graph.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { distinctNodes, executionId, followCanvas, isSubgraphNode, placements, showUnderNode } from "./batch_graph.js";
+import { WORDS, statusLine, subgraphLine, word } from "./batch_words.js";
+import { isThisWorkflow, turnOffInstantAutoQueue, workflowId, wrapQueuePrompt } from "./batch_workflow.js";
 
 const NODE_CLASS = "BatchImageLoader";
 const ROUTE = "/batch_image_processing";
 const EVENT = "batch_image_processing.status";
 const REFUSED_EVENT = "batch_image_processing.refused";
 
-// Every word the extension shows, in English, by message id. The translations are under
-// "batchImageProcessing" in locales/<lang>/main.json (ComfyUI serves them through /i18n);
-// locales/en/main.json is generated from this table by scripts/i18n_docs.py. A new word: one line
-// here, one in locales/zh and locales/ja (tests/unit/test_i18n.py says what is missing).
-// {name} marks a value filled in by the code. One entry per line: `key: "English",`.
-const WORDS = {
-  stopButton: "Stop batch",
-  stopAllButton: "Stop on all servers",
-  resetButton: "Reset",
-  idle: "No batch yet: press Queue once to process the folder.",
-  noBatchForNode: "No batch known for this node yet.",
-  positionForgotten: "Position forgotten: the next Queue starts at start_index.",
-  stopping: "Stopping after the current image...",
-  stopFailed: "Batch stop failed",
-  resetFailed: "Batch reset failed",
-  autoQueueOffTitle: "Auto-queue turned off",
-  autoQueueOffDetail: "Batch Image Loader queues every image of the folder itself, then stops.",
-  batchCompleteTitle: "Batch complete",
-  batchCompleteDetail: "{directory}: {status}",
-  batchErrorTitle: "Batch stopped on an error",
-  statusCount: "{position} / {total}",
-  statusShared: "shared ({claimed} in progress, {servers} servers; {here} here)",
-  statusRatePerSecond: "{rate} img/s",
-  statusRatePerMinute: "{rate} img/min",
-  statusTimeLeft: "about {duration} left",
-  statusDone: "done",
-  statusDoneSkipped: "done, {skipped} skipped",
-  statusStopped: "stopped",
-  statusStoppedReason: "stopped ({reason})",
-  statusStoppedError: "stopped: {error}",
-  statusStopping: "stopping after this image",
-  refusedTitle: "Batch already running",
-  refusedRunning: "Not started: the batch on '{directory}' is running (at image {image}/{total}). Each image is processed once: wait for it, or press Stop batch first.",
-  refusedQueuedWhileRunning: "Not started: this run was queued while the batch on '{directory}' was running (now at image {image}/{total}). Each image is processed once: press Queue again to resume.",
-  durationHours: "{hours} h {minutes} min",
-  durationMinutes: "{minutes} min {seconds} s",
-  durationSeconds: "{seconds} s",
-};
-
-const I18N_NAMESPACE = "batchImageProcessing";
-
-function frontendI18n() {
-  // ComfyUI's frontend has no i18n call in its extension API, but its vue-i18n instance (which
-  // holds the words of every pack from /i18n, ours included, for the language the user picked)
-  // is installed on the Vue app as $t/$te: 1.32.9 (vue-i18n 9) up to 1.58.1 (vue-i18n 11).
-  const globals = document.querySelector("#vue-app")?.__vue_app__?.config?.globalProperties;
-  return typeof globals?.$t === "function" && typeof globals?.$te === "function" ? globals : null;
-}
-
-// The word `key` in the page's language; `fallbackEnglish` where the frontend offers no i18n
-// or has no translation. {name} placeholders are filled from `params` here (not by vue-i18n,
-// which would HTML-escape file names).
-function t(key, fallbackEnglish, params = {}) {
-  let text = fallbackEnglish;
-  const i18n = frontendI18n();
-  const id = `${I18N_NAMESPACE}.${key}`;
-  try {
-    if (i18n?.$te(id)) {
-      const kept = Object.fromEntries(Object.keys(params).map((name) => [name, `{${name}}`]));
-      const translated = i18n.$t(id, kept);
-      if (typeof translated === "string" && translated !== id) text = translated;
-    }
-  } catch {
-    // a translation vue-i18n cannot parse: keep the English
-  }
-  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
-}
-
-function word(key, params) {
-  return t(key, WORDS[key] ?? key, params);
-}
-
-function duration(totalSeconds) {
-  const seconds = Math.round(totalSeconds);
-  const hours = Math.floor(seconds / 3600);
-  const minutes = Math.floor((seconds % 3600) / 60);
-  if (hours) return word("durationHours", { hours, minutes });
-  if (minutes) return word("durationMinutes", { minutes, seconds: seconds % 60 });
-  return word("durationSeconds", { seconds });
-}
-
-// The status line, from the batch's numbers (utils/batch/status.py writes the same line in
-// English as `text`, used here for any state this code does not know).
-function statusLine(info) {
-  const known = ["running", "complete", "stopped"].includes(info.state);
-  if (!known || typeof info.position !== "number" || typeof info.total !== "number") return info.text ?? "";
-  const count = (n) => n.toLocaleString("en-US");
-  let head = word("statusCount", { position: count(info.position), total: count(info.total) });
-  if (info.shared) {  // several servers share the batch: the shared count, then this server's part
-    head += " " + word("statusShared", { claimed: info.shared.claimed, servers: info.shared.servers,
-      here: count(info.done) });
-  }
-  const parts = [head];
-  if (info.state === "running" && info.current_file) parts.push(info.current_file);
-  const rate = info.rate_per_s;
-  if (rate) {
-    parts.push(rate >= 0.1 ? word("statusRatePerSecond", { rate: rate.toFixed(1) })
-      : word("statusRatePerMinute", { rate: (60 * rate).toFixed(1) }));
-  }
-  if (typeof info.eta_s === "number") parts.push(word("statusTimeLeft", { duration: duration(info.eta_s) }));
-  if (info.state === "complete") {
-    parts.push(info.skipped ? word("statusDoneSkipped", { skipped: info.skipped }) : word("statusDone"));
-  } else if (info.state === "stopped") {
-    if (info.last_error) parts.push(word("statusStoppedError", { error: info.last_error }));
-    else if (info.stop_reason) parts.push(word("statusStoppedReason", { reason: info.stop_reason }));
-    else parts.push(word("statusStopped"));
-  } else if (info.stopping) {
-    parts.push(word("statusStopping"));
-  }
-  return parts.join(" - ");
-}
-
+const batches = new Map(); // execution id -> its current batch's latest status (this workflow's)
 const lastState = new Map(); // batch key -> last state seen, to toast on transitions only
 
-function loaders() {
-  return (app.graph?._nodes ?? []).filter((node) => node.comfyClass === NODE_CLASS);
-}
-
-function findLoader(nodeId) {
-  return loaders().find((node) => String(node.id) === String(nodeId));
-}
-
-// Which workflow this tab is, as the server tells batches apart: the id the pack gave the tab
-// (kept in the workflow's "extra", so it is saved with it) or else the frontend's own graph id.
-const WORKFLOW_ID_KEY = "batch_image_processing_id";
-
-function workflowIdOf(state) {
-  return state?.extra?.[WORKFLOW_ID_KEY] ?? state?.id ?? null;
-}
-
-function workflowId() {
-  return workflowIdOf(app.rootGraph ?? app.graph);
-}
-
-function isThisWorkflow(info) {
-  const id = workflowId();
-  return !id || !info.workflow_id || info.workflow_id === id;
-}
-
-function openWorkflowIds() {
-  const store = app.extensionManager?.workflow;
-  const active = store?.activeWorkflow;
-  return (store?.openWorkflows ?? [])
-    .filter((wf) => wf !== active)
-    .map((wf) => workflowIdOf(wf.activeState ?? wf.changeTracker?.activeState))
-    .filter(Boolean);
-}
-
-function giveThisTabItsOwnWorkflowId() {
-  // Two tabs opened from one template (or a workflow and its Save As copy, both open) carry the
-  // same graph id, which newer frontends do not let anyone change: the tab being queued gets an
-  // id of its own in the workflow's extra data, saved with it, so each tab is a batch of its own.
-  const graph = app.rootGraph ?? app.graph;
-  const id = workflowId();
-  if (graph && id && openWorkflowIds().includes(id) && globalThis.crypto?.randomUUID) {
-    graph.extra = graph.extra ?? {};
-    graph.extra[WORKFLOW_ID_KEY] = crypto.randomUUID();
-  }
+function isLoader(node) {
+  return node.comfyClass === NODE_CLASS;
 }
 
 const REFUSAL_SHOWN_MS = 15000;
@@ -192,37 +43,35 @@ function toast(severity, summary, detail) {
   }
 }
 
-function queueSettingsStore() {
-  // The frontend keeps its Run-button mode in a Pinia store; reach it through the mounted Vue app.
-  const pinia = document.querySelector("#vue-app")?.__vue_app__?.config?.globalProperties?.$pinia;
-  return pinia?._s?.get?.("queueSettingsStore") ?? null;
-}
-
-function turnOffInstantAutoQueue() {
-  // "Run (Instant)" queues the workflow again whenever the queue empties; with a batch that
-  // queues itself, that would start pass after pass. The server refuses such runs too.
-  let turnedOff = false;
-  const store = queueSettingsStore();
-  if (store?.mode === "instant") {
-    store.mode = "disabled";
-    turnedOff = true;
+// Each loader shows the batch of the execution id it stands for now (which copy of a subgraph the
+// canvas is in); a line it was given by a button stays until that batch changes. Each subgraph
+// node shows the batches of the loaders inside it, at any depth.
+function render() {
+  const loaderIds = placements().filter(({ node }) => isLoader(node)).map(({ id }) => id);
+  for (const node of distinctNodes(isLoader)) {
+    const id = executionId(node);
+    const info = batches.get(id);
+    if (id === node.batchShownId && (!info || info === node.batchShownInfo)) continue;
+    node.batchShownId = id;
+    node.batchShownInfo = info;
+    setStatus(node, info ? statusLine(info) : word("idle"), info?.state ?? "idle");
   }
-  if (app.ui?.autoQueueEnabled && app.ui.autoQueueMode === "instant") {  // the legacy menu
-    app.ui.autoQueueEnabled = false;
-    turnedOff = true;
-  }
-  if (turnedOff) {
-    toast("info", word("autoQueueOffTitle"), word("autoQueueOffDetail"));
+  for (const node of distinctNodes(isSubgraphNode)) {
+    const inside = `${executionId(node)}:`;
+    const infos = loaderIds.filter((id) => id.startsWith(inside)).map((id) => batches.get(id)).filter(Boolean);
+    showUnderNode(node, subgraphLine(infos));
   }
 }
 
 function showBatch(info) {
   if (!isThisWorkflow(info)) return;
-  const node = findLoader(info.node_id);
-  if (node) setStatus(node, statusLine(info), info.state);
+  batches.set(String(info.node_id), info);
+  render();
   const before = lastState.get(info.key);
   lastState.set(info.key, info.state);
-  if (info.state === "running") turnOffInstantAutoQueue();
+  if (info.state === "running" && turnOffInstantAutoQueue()) {
+    toast("info", word("autoQueueOffTitle"), word("autoQueueOffDetail"));
+  }
   if (before === undefined || before === info.state) return;
   if (info.state === "complete") {
     toast("success", word("batchCompleteTitle"),
@@ -236,16 +85,15 @@ async function refresh() {
   try {
     const response = await api.fetchApi(`${ROUTE}/status`);
     if (!response.ok) return;
-    const { batches } = await response.json();
-    const shown = new Set();
-    const mine = (batches ?? []).filter(isThisWorkflow);
-    for (const info of mine) {  // newest first: the first batch of a node is its current one
-      if (shown.has(String(info.node_id))) continue;
-      shown.add(String(info.node_id));
+    const { batches: known } = await response.json();
+    batches.clear();
+    for (const info of (known ?? []).filter(isThisWorkflow)) {  // newest first: a node's first is its current one
+      const id = String(info.node_id);
+      if (batches.has(id)) continue;
+      batches.set(id, info);
       lastState.set(info.key, info.state);
-      const node = findLoader(info.node_id);
-      if (node) setStatus(node, statusLine(info), info.state);
     }
+    render();
   } catch (error) {
     console.debug("[BatchImageProcessing] status unavailable", error);
   }
@@ -253,14 +101,15 @@ async function refresh() {
 
 async function post(action, node, extra = {}) {
   const failed = word(action === "reset" ? "resetFailed" : "stopFailed");
+  const nodeId = executionId(node); // "4:1" inside a subgraph: the id the server knows
   try {
     const response = await api.fetchApi(`${ROUTE}/${action}`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ node_id: String(node.id), workflow_id: workflowId() ?? undefined, ...extra }),
+      body: JSON.stringify({ node_id: nodeId, workflow_id: workflowId() ?? undefined, ...extra }),
     });
-    if (response.status === 404) {
-      setStatus(node, word("noBatchForNode"), "idle");
+    if (response.status === 404) {  // the server knows no batch of this id: say so on the node
+      setStatus(node, word("noBatchForNode", { node: nodeId }), "idle");
       return;
     }
     if (!response.ok) {
@@ -323,26 +172,12 @@ function showRefusal(detail) {
   // A Queue press that did nothing: say so where the person who pressed looks.
   const text = refusalText(detail);
   toast("warn", word("refusedTitle"), text);
-  const node = isThisWorkflow(detail) ? findLoader(detail.node_id) : null;
-  if (node) {
+  const id = String(detail.node_id);
+  const node = isThisWorkflow(detail) ? placements().find((placed) => placed.id === id)?.node : null;
+  if (node && executionId(node) === id) {  // not a copy of its subgraph that the canvas is not in
     node.batchRefusal = { text, until: Date.now() + REFUSAL_SHOWN_MS };
     setStatus(node, detail.batch ? statusLine(detail.batch) : "", detail.batch?.state ?? "running");
   }
-}
-
-function wrapQueuePrompt() {
-  const original = app.queuePrompt;
-  if (typeof original !== "function" || original.batchImageProcessing) return;
-  const wrapped = async function (...args) {
-    try {
-      giveThisTabItsOwnWorkflowId();
-    } catch (error) {
-      console.debug("[BatchImageProcessing] could not check the workflow id", error);
-    }
-    return original.apply(this, args);
-  };
-  wrapped.batchImageProcessing = true;
-  app.queuePrompt = wrapped;
 }
 
 app.registerExtension({
@@ -355,12 +190,13 @@ app.registerExtension({
       if (detail?.text) showRefusal(detail);
     });
     wrapQueuePrompt();
+    followCanvas(render);
     api.addEventListener("reconnected", refresh);
     await refresh();
   },
   async nodeCreated(node) {
-    if (node.comfyClass !== NODE_CLASS) return;
+    if (!isLoader(node)) return;
     addControls(node);
-    setTimeout(refresh, 0); // a loaded workflow: show where its batch stands
+    setTimeout(refresh, 0); // a loaded workflow, or a loader moved into a subgraph: show its batch
   },
 });

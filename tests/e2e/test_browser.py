@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from browser import (
     node_status,
     set_widget,
     unavailable_reason,
+    with_sleep,
 )
 from harness import REPO_ROOT, ComfyClient, ComfyServer
 
@@ -30,30 +30,6 @@ EXAMPLE = REPO_ROOT / "example_workflows" / "batch_folder_upscale.json"
 def quiet_frontend(client: ComfyClient) -> None:
     status, _ = client.request("POST", "/settings", QUIET_SETTINGS)
     assert status == 200
-
-
-def with_sleep(workflow: dict, seconds: float) -> dict:
-    """The example with a test node that waits between the loader and the upscale."""
-    wf = copy.deepcopy(workflow)
-    link_id = wf["last_link_id"] + 1
-    image_link = next(link for link in wf["links"] if link[1] == 1 and link[2] == 0)
-    sleep_id = wf["last_node_id"] + 1
-    wf["nodes"].append({
-        "id": sleep_id, "type": "BIPTestSleep", "pos": [430, 260], "size": [270, 60], "flags": {}, "order": 1,
-        "mode": 0, "inputs": [{"name": "images", "type": "IMAGE", "link": image_link[0]},
-                              {"name": "seconds", "type": "FLOAT", "widget": {"name": "seconds"}, "link": None}],
-        "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [link_id], "slot_index": 0}],
-        "properties": {}, "widgets_values": [seconds],
-    })
-    target = image_link[3], image_link[4]
-    image_link[3], image_link[4] = sleep_id, 0
-    wf["links"].append([link_id, sleep_id, 0, target[0], target[1], "IMAGE"])
-    for node in wf["nodes"]:
-        for slot in node.get("inputs", []):
-            if node["id"] == target[0] and slot.get("link") == image_link[0] and slot["name"] == "image":
-                slot["link"] = link_id
-    wf["last_node_id"], wf["last_link_id"] = sleep_id, link_id
-    return wf
 
 
 def outputs(server: ComfyServer) -> list[str]:

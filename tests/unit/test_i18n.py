@@ -91,7 +91,7 @@ def test_english_locale_and_docs_tables_are_generated_from_the_nodes() -> None:
 def test_extension_words_are_one_per_line_and_all_in_the_english_locale() -> None:
     words = i18n_docs.extension_words()
     assert {"stopButton", "resetButton", "idle"} <= set(words)
-    js = i18n_docs.EXTENSION_JS.read_text(encoding="utf-8")
+    js = "\n".join(p.read_text(encoding="utf-8") for p in sorted(i18n_docs.EXTENSION_JS.parent.glob("*.js")))
     used = set(re.findall(r"""word\("(\w+)"|WORDS\.(\w+)|\[\w+, "(\w+)"\]""", js))
     used_keys = {key for match in used for key in match if key}
     assert used_keys <= set(words), f"used but not in WORDS: {sorted(used_keys - set(words))}"
