@@ -13,6 +13,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import iccprofiles
 import imagefiles as img
 import numpy as np
 import pytest
@@ -264,7 +265,8 @@ def test_two_loaders_with_the_same_file_names_and_other_k_name_their_own_runs(
     b_pixels = write_folder(input_folder / "b", [(5, 3)] * 2)
     out_a, out_b = tmp_path / "a", tmp_path / "b"
     prompt = chain(input_folder / "a", out_a, 1)
-    prompt["5"] = loader_node(str(input_folder / "b"), images_per_run=2)
+    # B's start_index from A's INDEX (0): loader A runs first (ComfyUI's order is otherwise left to chance)
+    prompt["5"] = loader_node(str(input_folder / "b"), images_per_run=2, start_index=["1", 6])
     prompt["6"] = {"class_type": "ImageInvert", "inputs": {"image": ["5", 0]}}
     prompt["7"] = saver_node(["6", 0], str(out_b), filename=["5", 2], relative_path=["5", 4])
     client.queue_prompt(prompt)
@@ -334,13 +336,18 @@ def test_start_index_in_the_middle_of_what_would_be_a_run(client: ComfyClient, i
 
 
 # ----- what K must not change: odd names, mixed pixel formats --------------------------------------------
-def _same_results(client: ComfyClient, folder: Path, tmp_path: Path, k: int, **saver: object) -> None:
-    """The folder with K = 1 and with K = k: the same file names, byte for byte the same files."""
+def _same_results(client: ComfyClient, folder: Path, tmp_path: Path, k: int, loader: dict | None = None,
+                  **saver: object) -> None:
+    """The folder with K = 1 and with K = k: the same file names, byte for byte the same files, for the
+    IMAGE and for the MASK (through MaskToImage, a second saver on the same run)."""
     outs = {}
     for n in (1, k):
         outs[n] = tmp_path / f"k{n}"
-        client.queue_prompt(chain(folder, outs[n], n, iteration_mode="Reset", include_subfolders=True,
-                                  saver={"embed_workflow": False, **saver}))
+        prompt = chain(folder, outs[n], n, iteration_mode="Reset", include_subfolders=True,
+                       saver={"embed_workflow": False, **saver}, **(loader or {}))
+        prompt["30"] = {"class_type": "MaskToImage", "inputs": {"mask": ["1", 1]}}
+        prompt["31"] = saver_node(["30", 0], str(outs[n] / "mask"), embed_workflow=False, file_format="png")
+        client.queue_prompt(prompt)
         client.wait_idle()
     assert files(outs[k]) == files(outs[1]), f"K = {k} named results otherwise than K = 1"
     for name in files(outs[1]):
@@ -354,21 +361,29 @@ def test_odd_names_in_one_run_get_the_names_k_1_gives(client: ComfyClient, input
         Image.fromarray(img.rgb_noise(6, 4, seed=n), "RGB").save(input_folder / name,
                                                                  format="JPEG" if name.endswith("jpg") else "PNG")
     _same_results(client, input_folder, tmp_path, 16)
-    assert len(files(tmp_path / "k16")) == 10
+    assert len(files(tmp_path / "k16")) == 20
     assert len(batch_runs(client, str(input_folder))) == 10 + 1
 
 
-def test_16_bit_gray_rgba_and_palette_in_one_run_save_as_with_k_1(client: ComfyClient, input_folder: Path,
-                                                                  tmp_path: Path) -> None:
+@pytest.mark.parametrize("color_profile", ["Convert to sRGB", "Keep source"])
+def test_16_bit_gray_rgba_palette_profiles_and_rotation_in_one_run_save_as_with_k_1(
+    client: ComfyClient, input_folder: Path, tmp_path: Path, color_profile: str
+) -> None:
     img.write_rgb16_png(input_folder / "a_rgb16.png", 8, 6)
     img.write_rgb16_png(input_folder / "b_rgba16.png", 8, 6, alpha=True)
     img.write_gray16_png(input_folder / "c_gray16.png", 8, 6)
     Image.fromarray(img.rgb_noise(8, 6, 3)[..., 0], "L").save(input_folder / "d_gray8.png")
     img.write_rgba_png(input_folder / "e_rgba.png", 8, 6)
     Image.fromarray(img.rgb_noise(8, 6, 5), "RGB").convert("P").save(input_folder / "f_palette.png")
-    _same_results(client, input_folder, tmp_path, 8, bit_depth="16")
-    assert len(files(tmp_path / "k8")) == 6
-    assert len(batch_runs(client, str(input_folder))) == 6 + 1
+    Image.fromarray(img.rgb_noise(8, 6, 6), "RGB").save(input_folder / "g_p3.png", icc_profile=iccprofiles.display_p3())
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: 6 x 8 on disk, 8 x 6 upright
+    Image.fromarray(img.rgb_noise(6, 8, 7), "RGB").save(input_folder / "h_rotated.jpg", exif=exif.tobytes(),
+                                                        icc_profile=iccprofiles.adobe_rgb())
+    _same_results(client, input_folder, tmp_path, 8, loader={"color_profile": color_profile}, bit_depth="16",
+                  file_format="same as input")
+    assert len(files(tmp_path / "k8")) == 2 * 8
+    assert len(batch_runs(client, str(input_folder))) == 8 + 1, "the eight images did not come as one run"
 
 
 # ----- rerun with Skip existing; Clear history in the middle of a run --------------------------------------
@@ -452,6 +467,25 @@ def test_continue_after_a_finished_batch_runs_a_new_pass_in_runs(client: ComfyCl
     assert (row["state"], row["done"], row["position"]) == ("complete", 5, 5), row
 
 
+def test_another_k_on_the_next_press_resumes_where_the_stopped_run_left(client: ComfyClient, input_folder: Path,
+                                                                       tmp_path: Path) -> None:
+    """Stopped by an error in the second run of four; Queue again with K = 3: images 4-7 in runs of 3 and 1."""
+    pixels = write_folder(input_folder, [(6, 4)] * 8)
+    out = tmp_path / "out"
+    failing = chain(input_folder, out, 4)
+    failing["11"] = {"class_type": "BIPTestFailOn",
+                     "inputs": {"images": ["2", 0], "name": ["1", 2], "fail_if_contains": "img04"}}
+    failing["3"]["inputs"]["images"] = ["11", 0]
+    client.queue_prompt(failing)
+    client.wait_idle()
+    assert last_row(client, input_folder)["position"] == 4 and files(out) == sorted(pixels)[:4]
+    client.queue_prompt(chain(input_folder, out, 3))
+    client.wait_idle()
+    assert files(out) == sorted(pixels)
+    assert [len(r) for r in saved_per_prompt(client, input_folder) if r] == [4, 3, 1]
+    assert last_row(client, input_folder)["state"] == "complete"
+
+
 # ----- shared_job, K = 4: a server frozen past its lease in a run --------------------------------------------
 LEASE_S = 3.0
 
@@ -508,3 +542,23 @@ def test_a_server_frozen_past_its_lease_in_a_run_of_four_writes_nothing_twice(
     for c in clients:
         shared = last_row(c, folder)
         assert shared["shared"]["done"] == 8 and shared["text"].startswith("8 / 8 shared"), shared
+
+
+def test_two_servers_with_other_k_on_one_shared_job_do_each_image_once(pair: list[ComfyServer], tmp_path: Path) -> None:
+    folder = pair[0].input_dir / "mixed_k"
+    pixels = write_folder(folder, [(6, 4)] * 7 + [(4, 6)] * 5)
+    out = tmp_path / "out"
+    clients = [ComfyClient(s.url) for s in pair]
+    for c, k in zip(clients, (4, 1), strict=True):
+        c.queue_prompt({
+            "1": loader_node(str(folder), images_per_run=k, shared_job="mixed-k"),
+            "2": {"class_type": "BIPTestSleep", "inputs": {"images": ["1", 0], "seconds": 0.15}},
+            "3": saver_node(["2", 0], str(out)),
+        })
+    for c in clients:
+        c.wait_idle(timeout=90)
+    assert files(out) == sorted(pixels)
+    for name, source in pixels.items():
+        assert np.array_equal(rgb(out / name), source.astype(int)), name
+    for c in clients:
+        assert last_row(c, folder)["shared"]["done"] == 12, last_row(c, folder)
