@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -417,6 +418,51 @@ def test_clear_history_right_after_a_run_neither_stops_nor_redoes(client: ComfyC
     assert (row["state"], row["done"], row["position"]) == ("complete", 10, 10), row
 
 
+def test_files_replaced_while_held_or_prefetched_are_read_again(client: ComfyClient, input_folder: Path,
+                                                               tmp_path: Path) -> None:
+    """A A B B B B B with K = 4: run 1 (A A) ends at img02, decoded and held for run 2, whose other images are
+    decoded ahead. While run 1 works, img02 gets new pixels and img04 another size: run 2 must use the files
+    as they are now (B B | A | B B), never the stale decodes."""
+    a, b = (6, 4), (4, 6)
+    pixels = write_folder(input_folder, [a, a, b, b, b, b, b])
+    out = tmp_path / "out"
+    client.queue_prompt(chain(input_folder, out, 4, sleep=1.0))
+    client.wait_for(lambda: last_row(client, input_folder).get("current_file") == "img00.png", timeout=60,
+                    what="the first run in progress")
+    time.sleep(0.4)  # the pool has decoded run 2 ahead by now
+    for name, size, seed in (("img02.png", b, 102), ("img04.png", a, 104)):
+        fresh = input_folder / f".{name}"
+        pixels[name] = img.write_png(fresh, *size, seed=seed)
+        os.replace(fresh, input_folder / name)
+    client.wait_idle()
+    assert files(out) == sorted(pixels)
+    for name, source in pixels.items():
+        assert np.array_equal(rgb(out / name), inverted(source)), f"{name}: a stale decode was saved"
+    assert [len(r) for r in saved_per_prompt(client, input_folder)] == [2, 2, 1, 2]
+
+
+@pytest.mark.parametrize(("k", "at"), [(1, 0), (4, 0), (4, 4)])
+def test_cancel_landing_after_the_last_node_of_a_run_redoes_nothing(client: ComfyClient, input_folder: Path,
+                                                                    tmp_path: Path, k: int, at: int) -> None:
+    """Cancel pressed as the run's saver has written its four results (the last node's check is past):
+    the next Queue must not write them again."""
+    pixels = write_folder(input_folder, [(6, 4)] * 8)
+    out = tmp_path / "out"
+    prompt = chain(input_folder, out, k)
+    prompt["40"] = {"class_type": "BIPTestCancelAtEnd",
+                    "inputs": {"images": ["3", 0], "name": ["1", 2], "cancel_if_contains": f"img{at:02d}",
+                               "via": "http"}}
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    assert files(out) == sorted(pixels)[:at + k], "the batch went on after Cancel"
+    assert last_row(client, input_folder)["state"] == ("complete" if at + k == 8 else "stopped")
+    if at + k == 8:
+        return  # the last run: the batch is complete, a Queue now starts a new pass
+    client.queue_prompt(chain(input_folder, out, 4))
+    client.wait_idle()
+    assert files(out) == sorted(pixels), "the cancelled run's results were written again (img0N_1.png)"
+
+
 # ----- kill -9 while the last run is in flight ------------------------------------------------------------
 def test_kill_during_the_last_run_then_resume_does_each_image_once(own_server: ComfyServer) -> None:
     folder = own_server.input_dir / "f"
@@ -562,3 +608,32 @@ def test_two_servers_with_other_k_on_one_shared_job_do_each_image_once(pair: lis
         assert np.array_equal(rgb(out / name), source.astype(int)), name
     for c in clients:
         assert last_row(c, folder)["shared"]["done"] == 12, last_row(c, folder)
+
+
+def test_stop_on_error_inside_a_shared_run_stops_both_and_the_fix_finishes_once(pair: list[ComfyServer],
+                                                                              tmp_path: Path) -> None:
+    folder = pair[0].input_dir / "shared_bad"
+    pixels = write_folder(folder, [(6, 4)] * 8)
+    img.write_text_as_image(folder / "img05.png")
+    out = tmp_path / "out"
+    prompt = {
+        "1": loader_node(str(folder), images_per_run=4, shared_job="bad4"),
+        "2": {"class_type": "BIPTestSleep", "inputs": {"images": ["1", 0], "seconds": 0.3}},
+        "3": saver_node(["2", 0], str(out)),
+    }
+    clients = [ComfyClient(s.url) for s in pair]
+    for c in clients:
+        c.queue_prompt(prompt)
+    for c in clients:
+        c.wait_idle(timeout=60)
+    stopped = [last_row(c, folder) for c in clients]
+    assert all(r["state"] == "stopped" for r in stopped), stopped
+    assert any("img05.png" in r["last_error"] for r in stopped), stopped
+    assert "img05.png" not in files(out) and not any("_1." in n for n in files(out)), files(out)
+    pixels["img05.png"] = img.write_png(folder / "img05.png", 6, 4, seed=55)
+    for c in clients:
+        c.queue_prompt(prompt)
+    for c in clients:
+        c.wait_idle(timeout=60)
+    assert files(out) == sorted(pixels), "an image lost or written twice after the fix"
+    assert np.array_equal(rgb(out / "img05.png"), pixels["img05.png"].astype(int))
