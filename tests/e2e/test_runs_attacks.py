@@ -463,6 +463,48 @@ def test_cancel_landing_after_the_last_node_of_a_run_redoes_nothing(client: Comf
     assert files(out) == sorted(pixels), "the cancelled run's results were written again (img0N_1.png)"
 
 
+@pytest.mark.xfail(strict=True, reason="defect: a run whose saver wrote img00 and img01 and then failed on its "
+                   "third image is redone whole on the next Queue: img00_1.png and img01_1.png (K = 1 never writes a "
+                   "saved image twice; the saver knew they were saved)")
+def test_a_save_failing_inside_a_run_then_fixed_does_not_write_the_saved_images_twice(
+    client: ComfyClient, input_folder: Path, tmp_path: Path
+) -> None:
+    """The saver writes img00 and img01, then cannot create the subfolder of sub/img02 (a file is in the
+    way): the run fails (Stop on error). With the file gone, the next Queue must write only what is missing."""
+    pixels = write_folder(input_folder, [(6, 4)] * 2)
+    (input_folder / "sub").mkdir()
+    img.write_png(input_folder / "sub" / "img02.png", 6, 4, seed=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").write_text("in the way")
+    client.queue_prompt(chain(input_folder, out, 4, include_subfolders=True))
+    client.wait_idle()
+    row = last_row(client, input_folder)
+    assert row["state"] == "stopped" and "is a file, not a folder" in row["last_error"], row
+    assert files(out) == ["img00.png", "img01.png", "sub"]
+    (out / "sub").unlink()
+    client.queue_prompt(chain(input_folder, out, 4, include_subfolders=True))
+    client.wait_idle()
+    assert files(out) == [*sorted(pixels), "sub/img02.png"], "results written twice after the fix"
+
+
+@pytest.mark.parametrize(("value", "error"), [(3, ""), (0, "images_per_run must be a whole number")])
+def test_images_per_run_linked_from_another_node(client: ComfyClient, input_folder: Path, tmp_path: Path,
+                                                 value: int, error: str) -> None:
+    pixels = write_folder(input_folder, [(6, 4)] * 5)
+    out = tmp_path / "out"
+    prompt = chain(input_folder, out, 1)
+    prompt["50"] = {"class_type": "PrimitiveInt", "inputs": {"value": value}}
+    prompt["1"]["inputs"]["images_per_run"] = ["50", 0]
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    if error:
+        assert files(out) == [] and any(error in m for m in error_messages(client, input_folder))
+        return
+    assert files(out) == sorted(pixels)
+    assert [len(r) for r in saved_per_prompt(client, input_folder)] == [3, 2]
+
+
 # ----- kill -9 while the last run is in flight ------------------------------------------------------------
 def test_kill_during_the_last_run_then_resume_does_each_image_once(own_server: ComfyServer) -> None:
     folder = own_server.input_dir / "f"
