@@ -12,7 +12,7 @@ def test_pack_loads_and_nodes_are_listed(comfy_server: ComfyServer, client: Comf
     assert info["category"] == "image/batch"
     assert info["output_name"] == [
         "IMAGE", "MASK", "FILENAME", "BASE_NAME", "RELATIVE_PATH", "FULL_PATH", "INDEX", "TOTAL_COUNT",
-        "BATCH_COMPLETE",
+        "BATCH_COMPLETE", "RUN_FILES",
     ]
     inputs = {**info["input"]["required"], **info["input"]["optional"]}
     for name, spec in inputs.items():
