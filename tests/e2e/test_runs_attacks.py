@@ -132,6 +132,32 @@ def test_a_size_change_inside_runs_after_a_partial_run(client: ComfyClient, inpu
     assert [len(r) for r in saved_per_prompt(client, input_folder)] == [2, 1, 2, 1]
 
 
+def _embeds_workflow(path: Path) -> bool:
+    with Image.open(path) as im:
+        return "prompt" in im.info
+
+
+@pytest.mark.parametrize("last_unreadable", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason="defect: the last file is unreadable and skipped "
+                                                "while filling the last run: BATCH_COMPLETE is false on every run "
+                                                "(K = 1 the same), so nothing downstream learns the batch ended")),
+])
+def test_batch_complete_is_true_on_the_last_run_only(client: ComfyClient, input_folder: Path, tmp_path: Path,
+                                                     last_unreadable: bool) -> None:
+    """BATCH_COMPLETE drives the saver's embed_workflow: only the last run's results carry the prompt."""
+    pixels = write_folder(input_folder, [(6, 4)] * (6 if last_unreadable else 5))
+    if last_unreadable:
+        img.write_text_as_image(input_folder / "img05.png")
+        del pixels["img05.png"]
+    out = tmp_path / "out"
+    client.queue_prompt(chain(input_folder, out, 4, error_handling="Skip on error",
+                              saver={"embed_workflow": ["1", 8]}))
+    client.wait_idle()
+    assert files(out) == sorted(pixels)
+    assert {n: _embeds_workflow(out / n) for n in pixels} == {n: n == "img04.png" for n in pixels}
+
+
 # ----- unreadable images at the edges of runs (Skip on error) ------------------------------------------
 @pytest.mark.parametrize("where", ["first", "last", "only"])
 def test_unreadable_image_at_the_edge_of_a_run_is_skipped_once(client: ComfyClient, comfy_server: ComfyServer,
@@ -690,3 +716,31 @@ def test_stop_on_error_inside_a_shared_run_stops_both_and_the_fix_finishes_once(
         c.wait_idle(timeout=60)
     assert files(out) == sorted(pixels), "an image lost or written twice after the fix"
     assert np.array_equal(rgb(out / "img05.png"), pixels["img05.png"].astype(int))
+
+
+def test_cancel_in_a_shared_run_gives_its_claims_back_whole(pair: list[ComfyServer], tmp_path: Path) -> None:
+    """Cancel on one server during its run of four: the other server does those four; each image once."""
+    folder = pair[0].input_dir / "shared_cancel"
+    pixels = write_folder(folder, [(6, 4)] * 8)
+    out = tmp_path / "out"
+    prompt = {
+        "1": loader_node(str(folder), images_per_run=4, shared_job="cancel4"),
+        "2": {"class_type": "BIPTestSleepOn", "inputs": {"images": ["1", 0], "name": ["1", 2], "seconds": 0.2,
+                                                         "slow_if_contains": "img04", "slow_seconds": 2.0}},
+        "3": saver_node(["2", 0], str(out)),
+    }
+    clients = [ComfyClient(s.url) for s in pair]
+    for c in clients:
+        c.queue_prompt(prompt)
+    found: list[int] = []
+    clients[0].wait_for(lambda: bool(found.extend(i for i, c in enumerate(clients)
+                                                  if last_row(c, folder).get("current_file") == "img04.png") or found),
+                        timeout=60, what="a server in the run of img04")
+    clients[found[0]].interrupt()
+    for c in clients:
+        c.wait_idle(timeout=60)
+    assert last_row(clients[found[0]], folder)["state"] == "stopped"
+    other = clients[1 - found[0]]
+    other.wait_for(lambda: last_row(other, folder).get("state") == "complete", timeout=30,
+                   what="the other server doing the given-back run")
+    assert files(out) == sorted(pixels)
