@@ -631,6 +631,14 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ComfyServer]
             server.stop()
 
 
+def shared_clients(pair: list[ComfyServer]) -> list[ComfyClient]:
+    """Clients of both servers, starting one a test before killed."""
+    for server in pair:
+        if server.process is None:
+            server.start()
+    return [ComfyClient(s.url) for s in pair]
+
+
 def test_a_server_frozen_past_its_lease_in_a_run_of_four_writes_nothing_twice(
     pair: list[ComfyServer], tmp_path: Path
 ) -> None:
@@ -643,7 +651,7 @@ def test_a_server_frozen_past_its_lease_in_a_run_of_four_writes_nothing_twice(
                                                          "slow_if_contains": "img04", "slow_seconds": 2.0}},
         "3": saver_node(["2", 0], str(out)),
     }
-    clients = [ComfyClient(s.url) for s in pair]
+    clients = shared_clients(pair)
     for c in clients:
         c.queue_prompt(prompt)
     found: list[int] = []
@@ -673,7 +681,7 @@ def test_two_servers_with_other_k_on_one_shared_job_do_each_image_once(pair: lis
     folder = pair[0].input_dir / "mixed_k"
     pixels = write_folder(folder, [(6, 4)] * 7 + [(4, 6)] * 5)
     out = tmp_path / "out"
-    clients = [ComfyClient(s.url) for s in pair]
+    clients = shared_clients(pair)
     for c, k in zip(clients, (4, 1), strict=True):
         c.queue_prompt({
             "1": loader_node(str(folder), images_per_run=k, shared_job="mixed-k"),
@@ -700,7 +708,7 @@ def test_stop_on_error_inside_a_shared_run_stops_both_and_the_fix_finishes_once(
         "2": {"class_type": "BIPTestSleep", "inputs": {"images": ["1", 0], "seconds": 0.3}},
         "3": saver_node(["2", 0], str(out)),
     }
-    clients = [ComfyClient(s.url) for s in pair]
+    clients = shared_clients(pair)
     for c in clients:
         c.queue_prompt(prompt)
     for c in clients:
@@ -729,7 +737,7 @@ def test_cancel_in_a_shared_run_gives_its_claims_back_whole(pair: list[ComfyServ
                                                          "slow_if_contains": "img04", "slow_seconds": 2.0}},
         "3": saver_node(["2", 0], str(out)),
     }
-    clients = [ComfyClient(s.url) for s in pair]
+    clients = shared_clients(pair)
     for c in clients:
         c.queue_prompt(prompt)
     found: list[int] = []
@@ -744,3 +752,30 @@ def test_cancel_in_a_shared_run_gives_its_claims_back_whole(pair: list[ComfyServ
     other.wait_for(lambda: last_row(other, folder).get("state") == "complete", timeout=30,
                    what="the other server doing the given-back run")
     assert files(out) == sorted(pixels)
+
+
+def test_kill_9_of_a_server_in_a_shared_run_has_the_run_retaken_whole(pair: list[ComfyServer], tmp_path: Path) -> None:
+    folder = pair[0].input_dir / "shared_kill"
+    pixels = write_folder(folder, [(6, 4)] * 8)
+    out = tmp_path / "out"
+    prompt = {
+        "1": loader_node(str(folder), images_per_run=4, shared_job="kill4"),
+        "2": {"class_type": "BIPTestSleepOn", "inputs": {"images": ["1", 0], "name": ["1", 2], "seconds": 0.2,
+                                                         "slow_if_contains": "img04", "slow_seconds": 2.0}},
+        "3": saver_node(["2", 0], str(out)),
+    }
+    clients = shared_clients(pair)
+    for c in clients:
+        c.queue_prompt(prompt)
+    found: list[int] = []
+    clients[0].wait_for(lambda: bool(found.extend(i for i, c in enumerate(clients)
+                                                  if last_row(c, folder).get("current_file") == "img04.png") or found),
+                        timeout=60, what="a server in the run of img04")
+    victim = found[0]
+    pair[victim].stop(kill=True)  # the next test on pair starts it again (shared_clients)
+    survivor = clients[1 - victim]
+    survivor.wait_for(lambda: last_row(survivor, folder).get("state") == "complete", timeout=60,
+                      what="the survivor retaking the killed server's run")
+    survivor.wait_idle(timeout=30)
+    assert files(out) == sorted(pixels)
+    assert last_row(survivor, folder)["shared"]["done"] == 8
