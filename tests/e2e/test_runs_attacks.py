@@ -247,21 +247,28 @@ def test_a_workflow_that_keeps_one_image_of_the_run_says_which_inputs_got_no_res
 
 
 # ----- the saver's links -------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="defect: RELATIVE_PATH not linked and the run starts in a subfolder: the "
-                   "saver finds no run, names every image after the first input (a_0001, a_0002), silently")
+@pytest.mark.parametrize("relative_path", [None, "flat"])
+@pytest.mark.xfail(strict=True, reason="defect: the saver looks the run up by relative_path/filename: RELATIVE_PATH "
+                   "unset with the run in a subfolder, or typed in ('applies to every image', README) with the run "
+                   "anywhere, finds no run, and every image is named after the first input (a_0001, a_0002)")
 def test_relative_path_not_linked_still_names_each_image_after_its_input(
-    client: ComfyClient, input_folder: Path, tmp_path: Path
+    client: ComfyClient, input_folder: Path, tmp_path: Path, relative_path: str | None
 ) -> None:
-    (input_folder / "sub").mkdir()
-    a = img.write_png(input_folder / "sub" / "a.png", 6, 4, seed=1)
-    b = img.write_png(input_folder / "sub" / "b.png", 6, 4, seed=2)
+    where = input_folder / "sub" if relative_path is None else input_folder  # typed: even at the top level
+    where.mkdir(exist_ok=True)
+    a = img.write_png(where / "a.png", 6, 4, seed=1)
+    b = img.write_png(where / "b.png", 6, 4, seed=2)
     out = tmp_path / "out"
     prompt = chain(input_folder, out, 2, include_subfolders=True)
-    del prompt["3"]["inputs"]["relative_path"]
+    if relative_path is None:
+        del prompt["3"]["inputs"]["relative_path"]
+    else:
+        prompt["3"]["inputs"]["relative_path"] = relative_path
     client.queue_prompt(prompt)
     client.wait_idle()
-    assert files(out) == ["a.png", "b.png"], "K = 1 writes a.png and b.png (flattened); K = 2 must too"
-    assert np.array_equal(rgb(out / "b.png"), inverted(b)) and np.array_equal(rgb(out / "a.png"), inverted(a))
+    flat = out / (relative_path or "")
+    assert files(flat) == ["a.png", "b.png"], "K = 1 writes a.png and b.png; K = 2 must too"
+    assert np.array_equal(rgb(flat / "b.png"), inverted(b)) and np.array_equal(rgb(flat / "a.png"), inverted(a))
 
 
 @pytest.mark.xfail(strict=True, reason="defect: FILENAME from BASE_NAME (no extension) with K > 1: every image of "
