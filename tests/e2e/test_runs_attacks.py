@@ -322,6 +322,33 @@ def test_two_loaders_with_the_same_file_names_and_other_k_name_their_own_runs(
         assert np.array_equal(rgb(out_b / name), inverted(source)), name
 
 
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.xfail(strict=True, reason="defect: same lookup by file name across loaders: with two loaders on "
+                   "folders of the same file names, saver B takes loader A's run (A's EXIF, profile and fence), "
+                   "with K = 1 too")
+def test_two_loaders_with_the_same_file_names_each_saver_keeps_its_own_exif(
+    client: ComfyClient, input_folder: Path, tmp_path: Path, k: int
+) -> None:
+    for folder, camera in (("a", "CameraA"), ("b", "CameraB")):
+        (input_folder / folder).mkdir()
+        exif = Image.Exif()
+        exif[0x010F] = camera
+        for i in range(2):
+            Image.fromarray(img.rgb_noise(6, 4, i), "RGB").save(input_folder / folder / f"x{i}.jpg",
+                                                                exif=exif.tobytes())
+    out_b = tmp_path / "b"
+    prompt = chain(input_folder / "a", tmp_path / "a", k, saver={"file_format": "same as input"})
+    prompt["5"] = loader_node(str(input_folder / "b"), images_per_run=k, start_index=["1", 6])  # A runs first
+    prompt["7"] = saver_node(["5", 0], str(out_b), filename=["5", 2], relative_path=["5", 4],
+                             file_format="same as input")
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    assert files(out_b) == ["x0.jpg", "x1.jpg"]
+    for name in files(out_b):
+        with Image.open(out_b / name) as im:
+            assert im.getexif().get(0x010F) == "CameraB", f"{name} carries loader A's EXIF"
+
+
 # ----- steering at the first and the last run -----------------------------------------------------------
 def _press(client: ComfyClient, action: str) -> None:
     if action == "cancel":
