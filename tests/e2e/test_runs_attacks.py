@@ -394,7 +394,7 @@ def test_steering_at_the_first_and_last_run(client: ComfyClient, input_folder: P
     pixels = write_folder(input_folder, [(6, 4)] * 8)
     names = sorted(pixels)
     out = tmp_path / "out"
-    prompt = chain(input_folder, out, 4, sleep=1.0)
+    prompt = chain(input_folder, out, 4, sleep=0.7)
     client.queue_prompt(prompt)
     first = "img00.png" if at == "first" else "img04.png"
     client.wait_for(lambda: (last_row(client, input_folder).get("current_file") == first
@@ -608,7 +608,7 @@ def test_kill_during_the_last_run_then_resume_does_each_image_once(own_server: C
     out = own_server.output_dir / "out"
     own_server.start()
     client = ComfyClient(own_server.url)
-    client.queue_prompt(chain(folder, out, 4, sleep=1.5))
+    client.queue_prompt(chain(folder, out, 4, sleep=1.0))
     client.wait_for(lambda: last_row(client, folder).get("current_file") == "img04.png", timeout=60,
                     what="the last run in flight")
     assert last_row(client, folder)["position"] == 4
