@@ -698,26 +698,39 @@ def shared_clients(pair: list[ComfyServer]) -> list[ComfyClient]:
     return [ComfyClient(s.url) for s in pair]
 
 
+def shared_prompt(folder: Path, out: Path, job: str, seconds: float = 2.0) -> dict:
+    """loader (K = 4, shared_job) -> a wait on every run -> Batch Image Saver."""
+    return {
+        "1": loader_node(str(folder), images_per_run=4, shared_job=job),
+        "2": {"class_type": "BIPTestSleep", "inputs": {"images": ["1", 0], "seconds": seconds}},
+        "3": saver_node(["2", 0], str(out)),
+    }
+
+
+def server_in_a_run(clients: list[ComfyClient], folder: Path) -> int:
+    """Index of a server working on a run of four now (servers that press together may interleave their
+    claims, so which images a run holds is left to chance)."""
+    found: list[int] = []
+
+    def look() -> bool:
+        found[:] = [i for i, c in enumerate(clients)
+                    if last_row(c, folder).get("state") == "running" and last_row(c, folder).get("run_images") == 4]
+        return bool(found)
+
+    clients[0].wait_for(look, timeout=60, what="a server in a run")
+    return found[0]
+
+
 def test_a_server_frozen_past_its_lease_in_a_run_of_four_writes_nothing_twice(
     pair: list[ComfyServer], tmp_path: Path
 ) -> None:
     folder = pair[0].input_dir / "frozen"
     pixels = write_folder(folder, [(6, 4)] * 8)
     out = tmp_path / "out"
-    prompt = {
-        "1": loader_node(str(folder), images_per_run=4, shared_job="freeze4"),
-        "2": {"class_type": "BIPTestSleepOn", "inputs": {"images": ["1", 0], "name": ["1", 2], "seconds": 0.2,
-                                                         "slow_if_contains": "img04", "slow_seconds": 2.0}},
-        "3": saver_node(["2", 0], str(out)),
-    }
     clients = shared_clients(pair)
     for c in clients:
-        c.queue_prompt(prompt)
-    found: list[int] = []
-    clients[0].wait_for(lambda: bool(found.extend(i for i, c in enumerate(clients)
-                                                  if last_row(c, folder).get("current_file") == "img04.png") or found),
-                        timeout=60, what="a server in the run of img04")
-    frozen = found[0]
+        c.queue_prompt(shared_prompt(folder, out, "freeze4"))
+    frozen = server_in_a_run(clients, folder)
     other, process = clients[1 - frozen], pair[frozen].process
     assert process is not None
     os.killpg(process.pid, signal.SIGSTOP)
@@ -790,24 +803,15 @@ def test_cancel_in_a_shared_run_gives_its_claims_back_whole(pair: list[ComfyServ
     folder = pair[0].input_dir / "shared_cancel"
     pixels = write_folder(folder, [(6, 4)] * 8)
     out = tmp_path / "out"
-    prompt = {
-        "1": loader_node(str(folder), images_per_run=4, shared_job="cancel4"),
-        "2": {"class_type": "BIPTestSleepOn", "inputs": {"images": ["1", 0], "name": ["1", 2], "seconds": 0.2,
-                                                         "slow_if_contains": "img04", "slow_seconds": 2.0}},
-        "3": saver_node(["2", 0], str(out)),
-    }
     clients = shared_clients(pair)
     for c in clients:
-        c.queue_prompt(prompt)
-    found: list[int] = []
-    clients[0].wait_for(lambda: bool(found.extend(i for i, c in enumerate(clients)
-                                                  if last_row(c, folder).get("current_file") == "img04.png") or found),
-                        timeout=60, what="a server in the run of img04")
-    clients[found[0]].interrupt()
+        c.queue_prompt(shared_prompt(folder, out, "cancel4"))
+    busy = server_in_a_run(clients, folder)
+    clients[busy].interrupt()
     for c in clients:
         c.wait_idle(timeout=60)
-    assert last_row(clients[found[0]], folder)["state"] == "stopped"
-    other = clients[1 - found[0]]
+    assert last_row(clients[busy], folder)["state"] == "stopped"
+    other = clients[1 - busy]
     other.wait_for(lambda: last_row(other, folder).get("state") == "complete", timeout=30,
                    what="the other server doing the given-back run")
     assert files(out) == sorted(pixels)
@@ -817,20 +821,10 @@ def test_kill_9_of_a_server_in_a_shared_run_has_the_run_retaken_whole(pair: list
     folder = pair[0].input_dir / "shared_kill"
     pixels = write_folder(folder, [(6, 4)] * 8)
     out = tmp_path / "out"
-    prompt = {
-        "1": loader_node(str(folder), images_per_run=4, shared_job="kill4"),
-        "2": {"class_type": "BIPTestSleepOn", "inputs": {"images": ["1", 0], "name": ["1", 2], "seconds": 0.2,
-                                                         "slow_if_contains": "img04", "slow_seconds": 2.0}},
-        "3": saver_node(["2", 0], str(out)),
-    }
     clients = shared_clients(pair)
     for c in clients:
-        c.queue_prompt(prompt)
-    found: list[int] = []
-    clients[0].wait_for(lambda: bool(found.extend(i for i, c in enumerate(clients)
-                                                  if last_row(c, folder).get("current_file") == "img04.png") or found),
-                        timeout=60, what="a server in the run of img04")
-    victim = found[0]
+        c.queue_prompt(shared_prompt(folder, out, "kill4"))
+    victim = server_in_a_run(clients, folder)
     pair[victim].stop(kill=True)  # the next test on pair starts it again (shared_clients)
     survivor = clients[1 - victim]
     survivor.wait_for(lambda: last_row(survivor, folder).get("state") == "complete", timeout=60,
