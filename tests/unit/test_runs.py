@@ -179,3 +179,25 @@ def test_batch_tensors_equal_the_single_images_stacked(tmp_path: Path) -> None:
     half, half_mask = to_batch_tensors(decoded, "cpu", torch.float16)
     assert half.dtype == torch.float16 and torch.equal(half, image.to(torch.float16))
     assert torch.equal(half_mask, mask.to(torch.float16))
+
+
+def test_a_shared_run_claims_its_images_together_and_gives_back_those_of_another_size(tmp_path: Path) -> None:
+    a, b = (8, 6), (6, 8)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, size in enumerate([a, a, b, a, a]):
+        img.write_png(folder / f"img{i}.png", *size, seed=i)
+    settings = BatchSettings("1", str(folder), "All Images", "", False, "Name (natural)", "wf", shared_job="runs")
+    batch = Batch.new_pass(settings, 0, StateStore(str(tmp_path / "state")))
+    assert batch.shared is not None
+    try:
+        runs = []
+        while (run := take(batch, 4)) is not None:
+            assert batch.shared.progress()["claimed"] == len(run.images), "a claim of another size was kept"
+            runs.append(indexes(run))
+            run.record_finished(None)
+        assert runs == [[0, 1], [2], [3, 4]]
+        progress = batch.shared.progress()
+        assert (progress["done"], progress["claimed"], batch.shared.is_complete()) == (5, 0, True)
+    finally:
+        batch.shared.close()
