@@ -3,8 +3,7 @@ than the folder, every image its own size, unreadable images at a run's ends), w
 the batch's length before Batch Image Saver, odd names, mixed pixel formats, steering at the first
 and last run, kill -9 and SIGSTOP at the worst moment.
 
-A defect found here is an xfail(strict=True) test: it fails today and turns the suite red the day
-it is fixed, so the mark is removed with the fix."""
+Each test here found a defect or held; the defects are fixed, so every test passes now."""
 
 from __future__ import annotations
 
@@ -139,9 +138,7 @@ def _embeds_workflow(path: Path) -> bool:
 
 @pytest.mark.parametrize("last_unreadable", [
     False,
-    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason="defect: the last file is unreadable and skipped "
-                                                "while filling the last run: BATCH_COMPLETE is false on every run "
-                                                "(K = 1 the same), so nothing downstream learns the batch ended")),
+    True,
 ])
 def test_batch_complete_is_true_on_the_last_run_only(client: ComfyClient, input_folder: Path, tmp_path: Path,
                                                      last_unreadable: bool) -> None:
@@ -175,8 +172,6 @@ def test_progress_and_status_count_images_not_runs(client: ComfyClient, input_fo
     assert final["state"] == "complete" and final["text"].startswith("9 / 9"), final
 
 
-@pytest.mark.xfail(strict=True, reason="defect (minor): between two runs the status says running, position 8 of 9, "
-                   "run_images 4: the size of the run that just ended, not of a run in progress (0) or the next (1)")
 def test_run_images_is_never_a_run_that_has_ended(client: ComfyClient, input_folder: Path, tmp_path: Path) -> None:
     _, statuses = _events_of_a_run_of_nine(client, input_folder, tmp_path)
     over = [(e["position"], e["run_images"]) for e in statuses if e["position"] + e["run_images"] > e["total"]]
@@ -235,9 +230,6 @@ def _names_are_not_misattributed(out: Path, pixels: dict[str, np.ndarray]) -> li
     return problems
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a run whose image count the workflow changed (k inputs, 2k images) "
-                   "is saved with every image named after the run's first input (img00_0001..img00_0006; README: "
-                   "'numbered names of the first input'), and nothing tells the user")
 def test_a_workflow_that_doubles_the_run_never_misnames_and_says_so(
     client: ComfyClient, comfy_server: ComfyServer, input_folder: Path, tmp_path: Path
 ) -> None:
@@ -253,9 +245,6 @@ def test_a_workflow_that_doubles_the_run_never_misnames_and_says_so(
     assert not problems or told, problems
 
 
-@pytest.mark.xfail(strict=True, reason="defect: ImageFromBatch keeps image 1 (img01) of a run of three: the saver "
-                   "writes it as img00.png (the first input's name, EXIF and profile; not even the README's "
-                   "img00_0001), img01 and img02 get no result, and nothing tells the user")
 def test_a_workflow_that_keeps_one_image_of_the_run_says_which_inputs_got_no_result(
     client: ComfyClient, comfy_server: ComfyServer, input_folder: Path, tmp_path: Path
 ) -> None:
@@ -273,9 +262,6 @@ def test_a_workflow_that_keeps_one_image_of_the_run_says_which_inputs_got_no_res
 
 # ----- the saver's links -------------------------------------------------------------------------------
 @pytest.mark.parametrize("relative_path", [None, "flat"])
-@pytest.mark.xfail(strict=True, reason="defect: the saver looks the run up by relative_path/filename: RELATIVE_PATH "
-                   "unset with the run in a subfolder, or typed in ('applies to every image', README) with the run "
-                   "anywhere, finds no run, and every image is named after the first input (a_0001, a_0002)")
 def test_relative_path_not_linked_still_names_each_image_after_its_input(
     client: ComfyClient, input_folder: Path, tmp_path: Path, relative_path: str | None
 ) -> None:
@@ -296,8 +282,6 @@ def test_relative_path_not_linked_still_names_each_image_after_its_input(
     assert np.array_equal(rgb(flat / "b.png"), inverted(b)) and np.array_equal(rgb(flat / "a.png"), inverted(a))
 
 
-@pytest.mark.xfail(strict=True, reason="defect: FILENAME from BASE_NAME (no extension) with K > 1: every image of "
-                   "the run is saved as img00_0001, img00_0002, ... (K = 1 gives img00.png, img01.png), silently")
 def test_base_name_linked_as_filename_names_each_image_after_its_input(
     client: ComfyClient, input_folder: Path, tmp_path: Path
 ) -> None:
@@ -323,9 +307,6 @@ def test_two_savers_on_one_run_each_write_every_input(client: ComfyClient, input
     assert last_row(client, input_folder)["done"] == 3
 
 
-@pytest.mark.xfail(strict=True, reason="defect: the saver looks its run up by FILENAME/RELATIVE_PATH among every "
-                   "loader of the prompt: loader A (K = 1) has img00.png too, so saver B's run of two is saved as "
-                   "img00_0001, img00_0002 (and takes A's EXIF, profile and fence)")
 def test_two_loaders_with_the_same_file_names_and_other_k_name_their_own_runs(
     client: ComfyClient, input_folder: Path, tmp_path: Path
 ) -> None:
@@ -348,9 +329,6 @@ def test_two_loaders_with_the_same_file_names_and_other_k_name_their_own_runs(
 
 
 @pytest.mark.parametrize("k", [1, 2])
-@pytest.mark.xfail(strict=True, reason="defect: same lookup by file name across loaders: with two loaders on "
-                   "folders of the same file names, saver B takes loader A's run (A's EXIF, profile and fence), "
-                   "with K = 1 too")
 def test_two_loaders_with_the_same_file_names_each_saver_keeps_its_own_exif(
     client: ComfyClient, input_folder: Path, tmp_path: Path, k: int
 ) -> None:
@@ -559,14 +537,12 @@ def test_cancel_landing_after_the_last_node_of_a_run_redoes_nothing(client: Comf
     assert files(out) == sorted(pixels), "the cancelled run's results were written again (img0N_1.png)"
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a run whose saver wrote img00 and img01 and then failed on its "
-                   "third image is redone whole on the next Queue: img00_1.png and img01_1.png (K = 1 never writes a "
-                   "saved image twice; the saver knew they were saved)")
 def test_a_save_failing_inside_a_run_then_fixed_does_not_write_the_saved_images_twice(
     client: ComfyClient, input_folder: Path, tmp_path: Path
 ) -> None:
     """The saver writes img00 and img01, then cannot create the subfolder of sub/img02 (a file is in the
-    way): the run fails (Stop on error). With the file gone, the next Queue must write only what is missing."""
+    way): the run fails (Stop on error) and the saver removes what it wrote of it. With the file gone, the
+    next Queue redoes the run: each image once, no img00_1.png."""
     pixels = write_folder(input_folder, [(6, 4)] * 2)
     (input_folder / "sub").mkdir()
     img.write_png(input_folder / "sub" / "img02.png", 6, 4, seed=2)
@@ -577,7 +553,7 @@ def test_a_save_failing_inside_a_run_then_fixed_does_not_write_the_saved_images_
     client.wait_idle()
     row = last_row(client, input_folder)
     assert row["state"] == "stopped" and "is a file, not a folder" in row["last_error"], row
-    assert files(out) == ["img00.png", "img01.png", "sub"]
+    assert files(out) == ["sub"], "the run is redone whole: what it wrote before the failure is removed"
     (out / "sub").unlink()
     client.queue_prompt(chain(input_folder, out, 4, include_subfolders=True))
     client.wait_idle()
