@@ -262,3 +262,31 @@ def test_images_per_run_4_companions_come_as_one_batch_in_the_runs_order(
     log = comfy_server.log_text()
     assert "2 processed, 4 skipped" in log
     assert f"  p0.png: no companion for 'p2.png': looked for '{masks / 'p2_mask.png'}'" in log
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_two_loaders_of_the_same_file_names_each_get_their_own_companions(
+    client: ComfyClient, input_folder: Path, tmp_path: Path, k: int
+) -> None:
+    """Images and their captions in a/ and b/ under the same names: the companion loader and the text
+    saver linked to loader B read and write B's, found by the link (loader A runs first in the prompt)."""
+    for folder in ("a", "b"):
+        (input_folder / folder).mkdir()
+        for i in range(2):
+            img.write_solid(input_folder / folder / f"x{i}.png", (i, 2, 3), (8, 8))
+            (input_folder / folder / f"x{i}.txt").write_text(f"{folder.upper()} caption {i}", encoding="utf-8")
+    out = tmp_path / "out"
+    prompt = {
+        "1": loader_node(str(input_folder / "a"), images_per_run=k),
+        "5": loader_node(str(input_folder / "b"), images_per_run=k, start_index=["1", 6]),  # after loader A
+        "6": {"class_type": "BatchCompanionLoader",
+              "inputs": {"relative_path": ["5", 4], "base_name": ["5", 3], "folder": "", "pattern": "{name}.txt",
+                         "if_missing": "Follow error_handling"}},
+        "7": {"class_type": "BatchTextSaver",
+              "inputs": {"text": ["6", 2], "output_directory": str(out), "filename": ["5", 2],
+                         "relative_path": ["5", 4]}},
+    }
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    assert {p.name: p.read_text(encoding="utf-8") for p in sorted(out.glob("*.txt"))} == {
+        "x0.txt": "B caption 0", "x1.txt": "B caption 1"}
