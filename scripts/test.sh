@@ -3,7 +3,7 @@
 #   1. the oldest supported ComfyUI (0.3.75, .cache/comfyui): unit + end-to-end, its own frontend
 #   2. the newest ComfyUI in ../shared/comfyui/ when it is there: end-to-end, its own frontend
 #   3. the browser tests once more with the newest frontend (--front-end-root)
-# 2 and 3 run beside 1 (their output follows 1's).
+# 2 and 3 run beside 1, each in its own process (their output follows 1's).
 # Each ComfyUI runs from its own virtual environment (see provision.sh); the first run on a fresh
 # machine provisions them (a few minutes), later runs reuse them. Extra arguments go to every
 # pytest run (e.g. scripts/test.sh -k sort). COMFYUI_DIR=/path/to/your/ComfyUI runs the whole
@@ -36,31 +36,31 @@ run_suite() {
   BIP_RUN_LABEL="$label" COMFYUI_DIR="$comfy" BIP_FRONT_END_ROOT="$front" "$py" -m pytest "$@" || rc=$?
   if [ "$rc" != 0 ] && [ "$rc" != 5 ]; then return 1; fi
 }
-# The newest ComfyUI's passes run beside the oldest one's: the end-to-end tests mostly wait on
-# servers, so two versions at once take little more than the longer of the two. Their output is
-# printed after the first pass's.
-newest_log=""
-newest_pid=""
-if [ -n "${NEWEST_VENV_PY:-}" ] || [ -z "$own_checkout" ]; then
-  newest_log="$(mktemp)"
-  trap 'rm -f "$BIP_RUN_SUMMARY" "$newest_log"' EXIT
-  (
-    rc=0
-    if [ -n "${NEWEST_VENV_PY:-}" ]; then
-      run_suite "end-to-end tests" "$NEWEST_VENV_PY" "$NEWEST_COMFYUI_DIR" "" --ignore=tests/unit "$@" || rc=1
-    fi
-    if [ -z "$own_checkout" ]; then
-      run_suite "browser tests, newest frontend" "${NEWEST_VENV_PY:-$VENV_PY}" "${NEWEST_COMFYUI_DIR:-$COMFYUI_DIR}" \
-        "$NEWEST_FRONTEND_ROOT" tests/e2e/test_browser*.py "$@" || rc=1
-    fi
-    exit "$rc"
-  ) >"$newest_log" 2>&1 &
-  newest_pid=$!
+# The newest ComfyUI's passes run beside the oldest one's, each in its own process: the end-to-end
+# tests mostly wait on servers, so three passes at once take little more than the longest of them.
+# Their output is printed after the first pass's.
+side_logs=()
+side_pids=()
+trap 'rm -f "$BIP_RUN_SUMMARY" "${side_logs[@]}"' EXIT
+# beside LABEL PYTHON COMFYUI_DIR FRONT_END_ROOT PYTEST_ARGS...: run_suite in the background.
+beside() {
+  local log
+  log="$(mktemp)"
+  side_logs+=("$log")
+  run_suite "$@" >"$log" 2>&1 &
+  side_pids+=("$!")
+}
+if [ -n "${NEWEST_VENV_PY:-}" ]; then
+  beside "end-to-end tests" "$NEWEST_VENV_PY" "$NEWEST_COMFYUI_DIR" "" --ignore=tests/unit "$@"
+fi
+if [ -z "$own_checkout" ]; then
+  beside "browser tests, newest frontend" "${NEWEST_VENV_PY:-$VENV_PY}" "${NEWEST_COMFYUI_DIR:-$COMFYUI_DIR}" \
+    "$NEWEST_FRONTEND_ROOT" tests/e2e/test_browser*.py "$@"
 fi
 run_suite "all tests" "$VENV_PY" "$COMFYUI_DIR" "" "$@" || status=1
-if [ -n "$newest_pid" ]; then
-  wait "$newest_pid" || status=1
-  cat "$newest_log"
-fi
+for i in "${!side_pids[@]}"; do
+  wait "${side_pids[$i]}" || status=1
+  cat "${side_logs[$i]}"
+done
 "$VENV_PY" "$REPO_ROOT/tests/run_summary.py" "$BIP_RUN_SUMMARY" || status=1
 exit "$status"
