@@ -10,7 +10,7 @@ import torch
 
 from ..utils import log
 from ..utils.batch.controller import controller
-from ..utils.batch.prompt_runs import RunInput
+from ..utils.batch.prompt_runs import result_inputs
 from ..utils.comfy import bridge
 from ..utils.comfy.ui_preview import preview_entry
 from ..utils.images.encode import encode, to_pixels, workflow_metadata
@@ -46,12 +46,9 @@ def _write_error(target: str, exc: OSError) -> RuntimeError:
     return RuntimeError(f"Batch Image Saver: {describe_write_error(target, exc)}")
 
 
-def _run_mismatch(count: int, inputs: list[RunInput]) -> RuntimeError:
-    names = ", ".join(i.rel_path for i in inputs)
-    return RuntimeError(
-        f"Batch Image Saver: {count} image(s) came for a run of {len(inputs)} inputs ({names}). With "
-        "images_per_run above 1, image i is saved under the run's i-th input, so the workflow must keep one "
-        "image per input; set images_per_run to 1 for a workflow that makes more or fewer images than it gets.")
+_RUN_HINT = (". With images_per_run above 1, image i is saved under the run's i-th input, so the workflow must keep "
+             "one image per input; set images_per_run to 1 for a workflow that makes more or fewer images than it "
+             "gets.")
 
 
 def _remove_partial(paths: list[str]) -> None:
@@ -182,8 +179,10 @@ class BatchImageSaver:
         inputs = controller().run_inputs(relative_path or "", filename, loader_node) if stem else []
         count = int(images.shape[0])
         run = len(inputs) > 1  # images_per_run: image i is the run's i-th input
-        if run and count != len(inputs):
-            raise _run_mismatch(count, inputs)  # never a result under another input's name
+        try:
+            sources = result_inputs(inputs, count, "image", _RUN_HINT)
+        except NamingError as exc:
+            raise RuntimeError(f"Batch Image Saver: {printable(exc)}") from None
         if inputs:  # the loader's name for this input, unique within its batch (see utils/saving/output_names.py)
             stem = inputs[0].stem or stem
         depth_wanted = bit_depth == "16"
@@ -196,7 +195,7 @@ class BatchImageSaver:
         redone: list[str] = []  # new files of inputs whose run is recorded when the prompt ends
         try:
             for i in range(count):
-                source = inputs[i] if run else inputs[0] if inputs else None  # its input
+                source = sources[i]
                 own_stem, own_ext = (stem, input_ext) if not run or source is None else \
                     (source.stem, split_filename(source.rel_path)[1])
                 fmt, extension = output_format(file_format, own_ext)

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from ..utils import log
 from ..utils.batch.controller import controller
+from ..utils.batch.prompt_runs import result_inputs
 from ..utils.comfy import bridge
 from ..utils.log import printable
 from ..utils.paths import FolderError, resolve_output_folder
@@ -57,13 +58,10 @@ def _named(output_directory: str, filename: str, relative_path: str, prefix: str
     stem, _ = split_filename(filename)
     inputs = controller().run_inputs(relative_path or "", filename, loader_node) if stem else []
     run = len(inputs) > 1  # images_per_run: text i belongs to the run's i-th input
-    if run and count != len(inputs):
-        raise NamingError(f"{count} text(s) came for a run of {len(inputs)} inputs "
-                          f"({', '.join(i.rel_path for i in inputs)}): give one text per image of the run.")
+    sources = result_inputs(inputs, count, "text", ": give one text per image of the run.")
     subdir = clean_relative_path(relative_path)
     targets = []
-    for i in range(count):
-        source = inputs[i] if run else inputs[0] if inputs else None
+    for i, source in enumerate(sources):
         own_stem = (source.stem if source is not None else "") or stem
         folder = clean_relative_path(source.rel_path.rpartition("/")[0]) if run and own_subdirs and source else subdir
         name = build_name(own_stem or DEFAULT_STEM, prefix, suffix, i if count > 1 and not run else None, ext)

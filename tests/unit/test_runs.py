@@ -11,13 +11,21 @@ import imagefiles as img
 import pytest
 import torch
 from batch_image_processing.utils.batch.batch import Batch
-from batch_image_processing.utils.batch.prompt_runs import SKIP_ON_ERROR, STOP_ON_ERROR, LoaderRun, PromptRun
+from batch_image_processing.utils.batch.prompt_runs import (
+    SKIP_ON_ERROR,
+    STOP_ON_ERROR,
+    LoaderRun,
+    PromptRun,
+    RunInput,
+    result_inputs,
+)
 from batch_image_processing.utils.batch.run import pick_run, prefetch_after
 from batch_image_processing.utils.batch.state import BatchSettings, StateStore
 from batch_image_processing.utils.images import prefetch
 from batch_image_processing.utils.images.decode import DecodeError, decode_image
 from batch_image_processing.utils.images.prefetch import Prefetcher, decode_only
 from batch_image_processing.utils.images.tensors import to_batch_tensors, to_tensors
+from batch_image_processing.utils.saving.naming import NamingError
 from PIL import Image
 
 LOCK = threading.RLock()
@@ -201,3 +209,14 @@ def test_a_shared_run_claims_its_images_together_and_gives_back_those_of_another
         assert (progress["done"], progress["claimed"], batch.shared.is_complete()) == (5, 0, True)
     finally:
         batch.shared.close()
+
+
+def test_each_result_belongs_to_its_own_input_and_a_changed_count_is_refused() -> None:
+    a, b = (RunInput(f"sub/{n}.png", f"/in/sub/{n}.png", n, i, None, None, "key") for i, n in enumerate("ab"))
+    assert result_inputs([a, b], 2, "image", ".") == [a, b]
+    assert result_inputs([a], 3, "image", ".") == [a, a, a]  # one input, several results: all its own
+    assert result_inputs([], 2, "image", ".") == [None, None]  # not from a loader
+    for count in (1, 4):
+        expected = rf"^{count} text\(s\) came for a run of 2 inputs \(sub/a.png, sub/b.png\)!$"
+        with pytest.raises(NamingError, match=expected):
+            result_inputs([a, b], count, "text", "!")

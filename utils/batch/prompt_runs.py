@@ -12,6 +12,7 @@ from ..comfy.queue_control import PromptTemplate
 from ..file_listing import ImageEntry
 from ..images.prefetch import PreparedImage
 from ..images.tensors import to_batch_tensors
+from ..saving.naming import NamingError
 from .batch import RUNNING, STOP_CANCEL, Batch
 
 STOP_ON_ERROR, SKIP_ON_ERROR = "Stop on error", "Skip on error"
@@ -64,6 +65,18 @@ class RunInput:
     icc_profile: bytes | None = None  # the colour profile its result carries (sRGB when converted)
     exif: bytes | None = None  # the input's EXIF as decoded (utils/images/exif.py makes the result's)
     batch_key: str = ""  # the loader's batch (the saver's fence asks it whether to write)
+
+
+def result_inputs(inputs: list[RunInput], count: int, noun: str, hint: str) -> list[RunInput | None]:
+    """The input each of count results belongs to: a run's k inputs in order (count must be k:
+    a result is never saved under another input's name, NamingError otherwise, ending in hint),
+    else the one input (None: not from a loader) for every result."""
+    if len(inputs) <= 1:
+        return [inputs[0] if inputs else None] * count
+    if count != len(inputs):
+        names = ", ".join(i.rel_path for i in inputs)
+        raise NamingError(f"{count} {noun}(s) came for a run of {len(inputs)} inputs ({names}){hint}")
+    return list(inputs)
 
 
 @dataclass(frozen=True)
