@@ -12,22 +12,14 @@ import pytest
 from harness import ComfyClient, ComfyServer
 from helpers import batch_runs, batch_status
 from PIL import Image
-from workflows import loader_node, saver_node
+from workflows import loader_node, saver_node, slow_or_failing
 
 
 def run_workflow(directory: Path, out: Path, k: int, sleep: float = 0.0, fail_on: str = "",
                  file_format: str = "png", **loader: object) -> dict:
     """loader (images_per_run k) -> (sleep) -> (fail when FILENAME contains fail_on) -> ImageInvert -> saver."""
     prompt: dict = {"1": loader_node(str(directory), images_per_run=k, **loader)}
-    source: list = ["1", 0]
-    if sleep:
-        prompt["10"] = {"class_type": "BIPTestSleep", "inputs": {"images": source, "seconds": sleep}}
-        source = ["10", 0]
-    if fail_on:
-        prompt["11"] = {"class_type": "BIPTestFailOn",
-                        "inputs": {"images": source, "name": ["1", 2], "fail_if_contains": fail_on}}
-        source = ["11", 0]
-    prompt["2"] = {"class_type": "ImageInvert", "inputs": {"image": source}}
+    prompt["2"] = {"class_type": "ImageInvert", "inputs": {"image": slow_or_failing(prompt, sleep, fail_on)}}
     prompt["3"] = saver_node(["2", 0], str(out), file_format=file_format)
     return prompt
 

@@ -16,10 +16,9 @@ def loader_node(directory: str, **inputs: Any) -> dict:
     return {"class_type": "BatchImageLoader", "inputs": base}
 
 
-def loader_to_saveimage(directory: str, subfolder: str, sleep: float = 0.0,
-                        fail_if_contains: str = "", **loader_inputs: Any) -> dict:
-    """loader -> (sleep) -> (fail on name) -> ImageInvert -> SaveImage named '<subfolder>/<BASE_NAME>'."""
-    prompt: dict[str, Any] = {"1": loader_node(directory, **loader_inputs)}
+def slow_or_failing(prompt: dict[str, Any], sleep: float, fail_if_contains: str) -> list:
+    """After loader "1"'s IMAGE: (sleep seconds, node 10) -> (fail when its FILENAME contains
+    fail_if_contains, node 11); the output the rest of the workflow takes."""
     image_src: list = ["1", 0]
     if sleep:
         prompt["10"] = {"class_type": "BIPTestSleep", "inputs": {"images": image_src, "seconds": sleep}}
@@ -28,6 +27,14 @@ def loader_to_saveimage(directory: str, subfolder: str, sleep: float = 0.0,
         prompt["11"] = {"class_type": "BIPTestFailOn",
                         "inputs": {"images": image_src, "name": ["1", 2], "fail_if_contains": fail_if_contains}}
         image_src = ["11", 0]
+    return image_src
+
+
+def loader_to_saveimage(directory: str, subfolder: str, sleep: float = 0.0,
+                        fail_if_contains: str = "", **loader_inputs: Any) -> dict:
+    """loader -> (sleep) -> (fail on name) -> ImageInvert -> SaveImage named '<subfolder>/<BASE_NAME>'."""
+    prompt: dict[str, Any] = {"1": loader_node(directory, **loader_inputs)}
+    image_src = slow_or_failing(prompt, sleep, fail_if_contains)
     prompt["2"] = {"class_type": "ImageInvert", "inputs": {"image": image_src}}
     prompt["3"] = {"class_type": "StringConcatenate",
                    "inputs": {"string_a": f"{subfolder}/", "string_b": ["1", 3], "delimiter": ""}}
