@@ -4,6 +4,7 @@ own name, exactly once per run (kill -9, Skip on error, Cancel), shared by three
 from __future__ import annotations
 
 import collections
+import time
 from pathlib import Path
 
 import imagefiles as img
@@ -68,6 +69,24 @@ def test_mixed_sizes_with_eight_per_run_give_every_input_its_own_result(
     client.wait_idle()
     assert results(one) == sorted(pixels)
     assert len(batch_runs(client, str(input_folder))) == 5 + len(pixels)
+
+
+def test_large_images_written_into_the_run_by_the_decoding_threads_keep_their_own_pixels(
+    client: ComfyClient, input_folder: Path, tmp_path: Path
+) -> None:
+    """Images of half a megapixel and more are converted on the pool straight into the run's batch
+    (utils/images/run_batch.py), the next run while the current one works: sizes changing inside
+    a scheduled run, and every result its own input's pixels."""
+    sizes = [(1024, 512)] * 4 + [(512, 1024)] + [(1024, 512)] * 3
+    pixels = {f"L{i}.png": img.write_png(input_folder / f"L{i}.png", w, h, seed=i) for i, (w, h) in enumerate(sizes)}
+    time.sleep(2.1)  # older than the prefetch's racy window, as files of a real folder are
+    out = tmp_path / "out"
+    client.queue_prompt(run_workflow(input_folder, out, 3))
+    client.wait_idle()
+    assert results(out) == sorted(pixels)
+    for name, source in pixels.items():
+        assert_inverted(out / name, source)
+    assert len(batch_runs(client, str(input_folder))) == 4  # L0-L2 | L3 | L4 (portrait) | L5-L7
 
 
 def test_each_image_of_a_run_keeps_its_own_format_and_exif(client: ComfyClient, input_folder: Path,

@@ -51,9 +51,9 @@ def make_batch(tmp_path: Path, sizes: list[tuple[int, int] | None]) -> Batch:
 
 
 def counting_decode(calls: list[str]):
-    def decode(path: str, device=None, dtype=None, color_profile: str = "Convert to sRGB"):
+    def decode(path: str, device=None, dtype=None, color_profile: str = "Convert to sRGB", into=None):
         calls.append(os.path.basename(path))
-        return decode_only(path, device, dtype, color_profile)
+        return decode_only(path, device, dtype, color_profile, into)
     return decode
 
 

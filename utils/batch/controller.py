@@ -20,6 +20,7 @@ from ..comfy import bridge
 from ..images.color import CONVERT_TO_SRGB
 from ..images.decode import DecodeError
 from ..images.prefetch import Prefetcher, PreparedImage, prepare
+from ..images.run_batch import wanted
 from .batch import (
     COMPLETE,
     NEW_PASS,
@@ -92,7 +93,7 @@ class BatchController:
             loaded = pick_image(batch, error_policy, self._prefetcher, self._prepare, self._target, self._lock,
                                 lambda left: self._waiting(batch, left)) if images_per_run == 1 else \
                 pick_run(batch, images_per_run, error_policy, self._prefetcher, color_profile, self._lock,
-                         lambda left: self._waiting(batch, left))
+                         lambda left: self._waiting(batch, left), into_batch=wanted(device, dtype))
         except DecodeError as exc:
             with self._lock:
                 run.ends_chain = True

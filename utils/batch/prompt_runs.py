@@ -10,6 +10,7 @@ import torch
 from .. import log
 from ..comfy.queue_control import PromptTemplate
 from ..file_listing import ImageEntry
+from ..images import run_batch
 from ..images.prefetch import PreparedImage
 from ..images.tensors import to_batch_tensors
 from ..saving.naming import NamingError
@@ -49,6 +50,12 @@ class LoadedImage:
         """IMAGE and MASK of the image, or of the whole run as one batch [k, H, W, ...]."""
         if not self.more:
             return self.image.tensors(device, dtype)
+        if run_batch.wanted(device, dtype):
+            pixels = [(m.index, m.image.decoded) for m in self.members]
+            for written in dict.fromkeys(m.image.run_batch for m in self.members if m.image.run_batch is not None):
+                batch = written.tensors(pixels)
+                if batch is not None:
+                    return batch
         return to_batch_tensors([m.image.decoded for m in self.members], device if device is not None else "cpu",
                                 dtype or torch.float32)
 

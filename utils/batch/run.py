@@ -23,6 +23,7 @@ from typing import Any
 from .. import log
 from ..images.decode import DecodeError
 from ..images.prefetch import PREFETCH_AHEAD, Prefetcher, PreparedImage, Signature, decode_only, file_signature
+from ..images.run_batch import wanted
 from .batch import Batch
 from .picking import claim_or_wait
 from .prompt_runs import SKIP_ON_ERROR, LoadedImage
@@ -57,16 +58,18 @@ def _take(batch: Batch, index: int, path: str, prefetcher: Prefetcher, color_pro
 
 def pick_run(batch: Batch, size: int, error_policy: str, prefetcher: Prefetcher, color_profile: str,
              lock: threading.RLock, on_wait: Callable[[int], None] = lambda left: None,
-             decode: Callable[..., PreparedImage] = decode_only) -> LoadedImage | None:
+             decode: Callable[..., PreparedImage] = decode_only, into_batch: bool = False) -> LoadedImage | None:
     """The next run of up to size images (the first, with the others in .more); None when nothing
-    readable is left. Raises DecodeError under Stop on error (a shared batch gives the run back)."""
+    readable is left. Raises DecodeError under Stop on error (a shared batch gives the run back).
+    into_batch: the pool writes each image into the run's batch tensor as it decodes it."""
     if batch.shared is not None:
-        return _pick_shared_run(batch, size, error_policy, prefetcher, color_profile, lock, on_wait, decode)
+        return _pick_shared_run(batch, size, error_policy, prefetcher, color_profile, lock, on_wait, decode,
+                                into_batch)
     entries, index = batch.entries, batch.state.next_index
     kept = batch.held_image is not None and batch.held_image.index == index  # decoded already
-    prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in range(index + kept,
-                                                                               min(index + size, len(entries)))],
-                            color_profile)
+    run = range(index, min(index + size, len(entries)))
+    prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in run[kept:]], color_profile,
+                            list(run) if into_batch else None)
     members: list[LoadedImage] = []
     unreadable: list[tuple[int, str, str]] = []
     while index < len(entries) and len(members) < size:
@@ -101,7 +104,7 @@ def _first_fields(first: LoadedImage) -> tuple[Any, ...]:
 
 def _pick_shared_run(batch: Batch, size: int, error_policy: str, prefetcher: Prefetcher, color_profile: str,
                      lock: threading.RLock, on_wait: Callable[[int], None],
-                     decode: Callable[..., PreparedImage]) -> LoadedImage | None:
+                     decode: Callable[..., PreparedImage], into_batch: bool) -> LoadedImage | None:
     """Claim up to size images at once (waiting only for the first), decode them on the run pool,
     keep those of the first readable image's size in order and give the rest back."""
     assert batch.shared is not None
@@ -117,7 +120,8 @@ def _pick_shared_run(batch: Batch, size: int, error_policy: str, prefetcher: Pre
             for index in claims:
                 batch.give_back(index)
             raise
-        prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in claims], color_profile)
+        prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in claims], color_profile,
+                                claims if into_batch else None)
         members = _decode_claims(batch, claims, error_policy, prefetcher, color_profile, lock, decode)
         if members:
             batch.run_images = len(members)
@@ -165,6 +169,7 @@ def prefetch_after(batch: Batch, loaded: LoadedImage, size: int, prefetcher: Pre
             prefetcher.schedule(batch.key, ahead, batch.full_path(ahead), *target)
         return
     held = batch.held_image
-    start = held.index + 1 if held is not None else last + 1
-    end = min(start + size - (held is not None), len(batch.entries))
-    prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in range(start, end)], target[2])
+    first = held.index if held is not None else last + 1
+    run = range(first, min(first + size, len(batch.entries)))
+    prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in run[held is not None:]], target[2],
+                            list(run) if wanted(target[0], target[1]) else None)

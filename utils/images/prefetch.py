@@ -24,6 +24,7 @@ import torch
 
 from .color import CONVERT_TO_SRGB
 from .decode import DecodedImage, decode_image
+from .run_batch import RunBatch, worth_writing_ahead
 from .tensors import to_tensors
 
 # A change inside the file system's timestamp granularity can leave every stat field equal (a
@@ -50,6 +51,7 @@ class PreparedImage:
     """A decoded image and, once asked for, its tensors for one device/dtype."""
 
     decoded: DecodedImage
+    run_batch: RunBatch | None = None  # images_per_run: the run batch its slice was written into
     _tensors: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
     _target: tuple[str, Any] | None = None
 
@@ -109,11 +111,16 @@ def prepare(path: str, device: Any = None, dtype: torch.dtype | None = None,
     return prepared
 
 
-def decode_only(path: str, device: Any = None, dtype: Any = None,
-                color_profile: str = CONVERT_TO_SRGB) -> PreparedImage:
-    """Decode path for a run (images_per_run > 1): its tensors are written later, straight into
-    the run's batch tensor (utils/images/tensors.py to_batch_tensors)."""
-    return PreparedImage(decode_image(path, color_profile))
+def decode_only(path: str, device: Any = None, dtype: Any = None, color_profile: str = CONVERT_TO_SRGB,
+                into: tuple[RunBatch, int] | None = None) -> PreparedImage:
+    """Decode path for a run (images_per_run > 1) and, given into (its run's batch and its index),
+    write its slice of that batch right away, on this thread (utils/images/run_batch.py)."""
+    prepared = PreparedImage(decode_image(path, color_profile))
+    if into is not None and worth_writing_ahead(prepared.decoded):
+        run_batch, index = into
+        if run_batch.fill(index, prepared.decoded):
+            prepared.run_batch = run_batch
+    return prepared
 
 
 @dataclass
@@ -142,13 +149,16 @@ class Prefetcher:
         self._lock = threading.Lock()
         self._run_executor: ThreadPoolExecutor | None = None  # made when a batch first uses images_per_run
 
-    def schedule_run(self, key: str, images: list[tuple[int, str]], color_profile: str = CONVERT_TO_SRGB) -> None:
+    def schedule_run(self, key: str, images: list[tuple[int, str]], color_profile: str = CONVERT_TO_SRGB,
+                     run_indices: list[int] | None = None) -> None:
         """Start decoding the images (index, path) of a run of batch key on the run pool, those not
         already on their way; images of the key behind the first are dropped. Each is then handed
-        over by take(), as one image ahead is."""
+        over by take(), as one image ahead is. run_indices (all of the run's images, also one
+        decoded already): each image is also written into its slice of that run's batch."""
         if not images:
             return
         target = (None, None, color_profile)
+        run_batch = RunBatch(run_indices) if run_indices else None
         signatures = [file_signature(path) for _, path in images]  # before the reads
         with self._lock:
             if self._run_executor is None:
@@ -166,7 +176,8 @@ class Prefetcher:
                 if same is not None:
                     dropped.append(slots.pop(index))
                 if signature is not None:
-                    future = self._run_executor.submit(decode_only, path, *target)
+                    into = (run_batch, index) if run_batch is not None else None
+                    future = self._run_executor.submit(decode_only, path, *target, into)
                     slots[index] = _Pending(path, target, signature, future)
             if not slots:
                 del self._pending[key]

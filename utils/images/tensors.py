@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .decode import DecodedImage
+from .run_batch import RunBatch
 
 _NUMPY_FLOATS = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
 
@@ -81,7 +82,10 @@ def to_batch_tensors(
     device = torch.device(device)
     shape = (len(images), images[0].height, images[0].width)
     if device.type == "cpu" and dtype == torch.float32:
-        return _numpy_batch(images, shape)
+        written = RunBatch(list(range(len(images)))).tensors(list(enumerate(images)))
+        if written is None:
+            raise ValueError("the images of a run must all have one size")
+        return written
     image = _host_empty((*shape, 3), dtype) if device.type == "cpu" else None
     if image is None:
         image = torch.empty((*shape, 3), dtype=dtype, device=device)
@@ -105,19 +109,3 @@ def _fill(out: torch.Tensor, compact: torch.Tensor, scale: float) -> torch.Tenso
     if scale == 1.0:
         return out.copy_(source.expand(out.shape))
     return torch.div(source.expand(out.shape), scale, out=out)
-
-
-def _numpy_batch(images: list[DecodedImage], shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The float32 CPU batch converted by numpy, one pass per slice on this thread: torch's
-    parallel loops stall when the cores are busy (the next run decoding beside it, other
-    processes), which made this step 3x slower on a loaded 2-core machine. Same values as torch's
-    (float32 division; 1 - a for the mask)."""
-    image = np.empty((*shape, 3), np.float32)
-    mask = np.zeros(shape, np.float32)
-    for i, decoded in enumerate(images):
-        scale = np.float32(decoded.scale)
-        np.divide(decoded.color, scale, out=image[i], dtype=np.float32)
-        if decoded.alpha is not None:
-            np.divide(decoded.alpha, scale, out=mask[i], dtype=np.float32)
-            np.subtract(np.float32(1.0), mask[i], out=mask[i])
-    return torch.from_numpy(image), torch.from_numpy(mask)
