@@ -184,8 +184,9 @@ class BatchImageLoader:
                     "default": 1, "min": 1, "max": MAX_IMAGES_PER_RUN, "step": 1,
                     "tooltip": "How many consecutive images of the same size one run loads, as one IMAGE batch "
                     "[k, H, W, 3]: much faster on small images and lets GPU nodes work on a batch. An image of "
-                    "another size starts the next run. Memory: k decoded images (a 1024 px image is 12 MB as "
-                    "IMAGE) plus whatever the workflow makes of them. Batch Image Saver names each result after "
+                    "another size starts the next run. Memory: up to 2 x k decoded images, this run's and the next "
+                    "one's, prepared while this one works (a 1024 px image is 12 MB as IMAGE), plus whatever the "
+                    "workflow makes of them. Batch Image Saver names each result after "
                     "its own input. 1: one image per run.",
                 }),
             },
