@@ -145,3 +145,30 @@ def test_a_file_replaced_after_the_pool_wrote_it_comes_out_with_its_new_pixels(t
     fresh = to_tensors(decode_image(path), *CPU)[0][0]
     assert torch.equal(image[1], fresh), "the pool's stale slice came out"
     assert not np.array_equal(image[1].numpy(), to_tensors(decode_image(batch.full_path(3)), *CPU)[0][0].numpy())
+
+
+def test_a_batch_too_big_for_the_memory_writes_nothing_and_the_run_converts_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A huge first image sizes the batch for all n images of the run; the allocation fails."""
+    img.write_png(tmp_path / "a.png", 6, 4, seed=1)
+    a = decode_image(str(tmp_path / "a.png"))
+    real_empty = np.empty
+
+    def no_memory(shape, dtype=float):
+        if len(shape) == 4:
+            raise MemoryError("Unable to allocate 26 GiB")
+        return real_empty(shape, dtype)
+
+    monkeypatch.setattr(run_batch.np, "empty", no_memory)
+    batch = RunBatch([0, 1])
+    assert not batch.fill(0, a) and not batch.fill(1, a)
+    assert batch.tensors([(0, a)]) is None
+
+
+def test_a_batch_over_the_size_limit_is_not_allocated_ahead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    img.write_png(tmp_path / "a.png", 64, 64, seed=1)
+    a = decode_image(str(tmp_path / "a.png"))
+    monkeypatch.setattr(run_batch, "MAX_BATCH_BYTES", 16 * 64 * 64 * 3 - 1)  # 3 slots of image + mask
+    assert not RunBatch([0, 1, 2]).fill(0, a)
+    assert RunBatch([0, 1]).fill(0, a)

@@ -26,6 +26,10 @@ from .decode import DecodedImage
 
 # Below this many pixels an image's slice is written on the prompt's thread (see above).
 POOL_WRITE_MIN_PIXELS = 512 * 1024
+# A run's batch larger than this (IMAGE and MASK) is not allocated ahead: it is sized for every
+# image the run may hold, at the first decoded image's size, which can be far more than the run
+# turns out to need (a huge image before small ones ends its run at once).
+MAX_BATCH_BYTES = 4 << 30
 
 
 def wanted(device: Any, dtype: Any) -> bool:
@@ -39,7 +43,9 @@ def worth_writing_ahead(decoded: DecodedImage) -> bool:
 
 def write_slice(image: np.ndarray, mask: np.ndarray, decoded: DecodedImage) -> None:
     """One image into its slices [H,W,3] and [H,W] (mask zeros already): one pass each, the same
-    float32 values as torch's division (a gray source is broadcast to RGB by the same write)."""
+    float32 values as torch's division (a gray source is broadcast to RGB by the same write).
+    numpy, not torch: torch's parallel loops stall when the cores are busy (the next run decoding
+    beside it, other processes), which made this step 3x slower on a loaded 2-core machine."""
     scale = np.float32(decoded.scale)
     np.divide(decoded.color, scale, out=image, dtype=np.float32)
     if decoded.alpha is not None:
@@ -51,7 +57,9 @@ class RunBatch:
     """IMAGE [n,H,W,3] and MASK [n,H,W] of one scheduled run of n images; thread-safe.
 
     Allocated when its first image arrives (that image's size), filled slice by slice. Each slice
-    belongs to the first decoded image that claims it; an image of another size claims none.
+    belongs to the first decoded image that claims it; an image of another size claims none. A
+    batch over MAX_BATCH_BYTES, or one the memory refuses, is not made: nothing is written here,
+    and the run is converted as before, at its real size.
     """
 
     def __init__(self, indices: list[int]) -> None:
@@ -61,6 +69,7 @@ class RunBatch:
         self._mask: np.ndarray | None = None
         self._owners: dict[int, DecodedImage] = {}  # position -> the pixels written (or being written) there
         self._written: set[int] = set()
+        self._unusable = False  # the batch could not be allocated
 
     def fill(self, index: int, decoded: DecodedImage) -> bool:
         """Write decoded into image index's slice; True when that slice holds exactly these pixels."""
@@ -71,9 +80,18 @@ class RunBatch:
             owner = self._owners.get(position)
             if owner is not None:
                 return owner is decoded and position in self._written
+            if self._unusable:
+                return False
             if self._image is None:
                 shape = (len(self._positions), decoded.height, decoded.width)
-                self._image, self._mask = np.empty((*shape, 3), np.float32), np.zeros(shape, np.float32)
+                try:
+                    if 16 * shape[0] * shape[1] * shape[2] > MAX_BATCH_BYTES:
+                        raise MemoryError
+                    self._image, self._mask = np.empty((*shape, 3), np.float32), np.zeros(shape, np.float32)
+                except MemoryError:
+                    self._image = self._mask = None
+                    self._unusable = True
+                    return False
             elif self._image.shape[1:3] != (decoded.height, decoded.width):
                 return False
             assert self._mask is not None

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .decode import DecodedImage
-from .run_batch import RunBatch
+from .run_batch import write_slice
 
 _NUMPY_FLOATS = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
 
@@ -82,10 +82,10 @@ def to_batch_tensors(
     device = torch.device(device)
     shape = (len(images), images[0].height, images[0].width)
     if device.type == "cpu" and dtype == torch.float32:
-        written = RunBatch(list(range(len(images)))).tensors(list(enumerate(images)))
-        if written is None:
-            raise ValueError("the images of a run must all have one size")
-        return written
+        host_image, host_mask = np.empty((*shape, 3), np.float32), np.zeros(shape, np.float32)
+        for i, decoded in enumerate(images):  # numpy, not torch: see run_batch.write_slice
+            write_slice(host_image[i], host_mask[i], decoded)
+        return torch.from_numpy(host_image), torch.from_numpy(host_mask)
     image = _host_empty((*shape, 3), dtype) if device.type == "cpu" else None
     if image is None:
         image = torch.empty((*shape, 3), dtype=dtype, device=device)
