@@ -32,6 +32,8 @@ export const WORDS = {
   statusStoppedReason: "stopped ({reason})",
   statusStoppedError: "stopped: {error}",
   statusStopping: "stopping after this image",
+  statusStoppingRun: "stopping after this run",
+  statusRunFiles: "{file} and {more} more",
   refusedTitle: "Batch already running",
   refusedRunning: "Not started: the batch on '{directory}' is running (at image {image}/{total}). Each image is processed once: wait for it, or press Stop batch first.",
   refusedQueuedWhileRunning: "Not started: this run was queued while the batch on '{directory}' was running (now at image {image}/{total}). Each image is processed once: press Queue again to resume.",
@@ -97,7 +99,10 @@ export function statusLine(info) {
       here: count(info.done) });
   }
   const parts = [head];
-  if (info.state === "running" && info.current_file) parts.push(info.current_file);
+  const inRun = info.run_images > 1;  // images_per_run: the run's first file stands for the run
+  if (info.state === "running" && info.current_file) {
+    parts.push(inRun ? word("statusRunFiles", { file: info.current_file, more: info.run_images - 1 }) : info.current_file);
+  }
   const rate = info.rate_per_s;
   if (rate) {
     parts.push(rate >= 0.1 ? word("statusRatePerSecond", { rate: rate.toFixed(1) })
@@ -111,7 +116,7 @@ export function statusLine(info) {
     else if (info.stop_reason) parts.push(word("statusStoppedReason", { reason: info.stop_reason }));
     else parts.push(word("statusStopped"));
   } else if (info.stopping) {
-    parts.push(word("statusStopping"));
+    parts.push(word(inRun ? "statusStoppingRun" : "statusStopping"));
   }
   return parts.join(" - ");
 }
@@ -127,7 +132,9 @@ export function subgraphLine(batches) {
   const running = known.filter((info) => info.state === "running");
   const left = running.map((info) => info.eta_s).filter((eta) => typeof eta === "number");
   if (left.length) parts.push(word("subgraphDoneIn", { duration: duration(Math.max(...left)) }));
-  if (running.some((info) => info.stopping)) parts.push(word("statusStopping"));
+  if (running.some((info) => info.stopping)) {
+    parts.push(word(running.some((info) => info.stopping && info.run_images > 1) ? "statusStoppingRun" : "statusStopping"));
+  }
   else if (!running.length && known.some((info) => info.state === "stopped")) parts.push(word("statusStopped"));
   else if (known.every((info) => info.state === "complete")) parts.push(word("statusDone"));
   return parts.join(" - ");

@@ -74,6 +74,20 @@ def test_run_button_once_processes_the_folder_and_stop_button_stops(
         assert node_status(page).startswith("1 / 5 - stopped"), node_status(page)
         assert len(outputs(comfy_server)) == 6, "exactly one more image ran after Stop"
 
+        # Third run: four images per run: the line names the run's first file and how many more,
+        # and after Stop it says the run finishes first.
+        set_widget(page, "BatchImageLoader", "images_per_run", 4)
+        click_run(page)
+        page.wait_for_function("() => app.graph._nodes.some((n) => (n.batchStatusText ?? '')"
+                               ".startsWith('0 / 5 - photo_1.png and 3 more'))", timeout=60_000)
+        click_node_button(page, "BatchImageLoader", "Stop batch")
+        page.wait_for_function("() => app.graph._nodes.some((n) => (n.batchStatusText ?? '')"
+                               ".includes('stopping after this run'))", timeout=30_000)
+        client.wait_idle(timeout=60)
+        page.wait_for_function("() => app.graph._nodes.some((n) => (n.batchStatusText ?? '').includes('stopped'))",
+                               timeout=30_000)
+        assert node_status(page).startswith("4 / 5 - stopped"), node_status(page)
+
 
 def test_instant_auto_queue_never_runs_an_image_twice(
     comfy_server: ComfyServer, client: ComfyClient, quiet_frontend: None, input_folder: Path

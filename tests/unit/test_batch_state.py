@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from batch_image_processing.utils.batch.state import BatchSettings, BatchState, StateStore, atomic_write_text
+from batch_image_processing.utils.batch.status import describe
 from batch_image_processing.utils.file_listing import ImageEntry
 
 
@@ -96,3 +97,10 @@ def test_a_foreign_snapshot_reads_as_missing(tmp_path: Path) -> None:
     for text in ('{"ab": 1}', "[[1, 2]]", "[" * 100_000, '"xy"'):
         (tmp_path / "k.files.json").write_text(text)
         assert store.load_snapshot("k") is None
+
+
+def test_the_status_of_a_run_names_its_first_file_and_how_many_more() -> None:
+    state = BatchState(key="k", node_id="1", directory="/d", total=40, next_index=8, current_file="a/img08.png")
+    assert describe(state, True, run_images=8)["text"].startswith("8 / 40 - a/img08.png and 7 more")
+    assert "more" not in describe(state, True)["text"]
+    assert "more" not in describe(state, False, run_images=8)["text"], "a stopped batch has no run in progress"

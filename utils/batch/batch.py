@@ -257,8 +257,9 @@ class Batch:
             store.save(self.state)
 
     def describe(self, now: float | None = None) -> dict[str, Any]:
-        info = describe_shared(self.state, self.going, self.shared, now) if self.shared else \
-            describe(self.state, self.going, now)
+        run_images = self.run_images if self.going else 1
+        info = describe_shared(self.state, self.going, self.shared, now, run_images) if self.shared else \
+            describe(self.state, self.going, now, run_images)
         info["workflow_id"] = self.settings.workflow_id
         info["phase"] = self.phase
         info["stopping"] = self.going and self.stop_reason is not None

@@ -35,8 +35,9 @@ def rate_per_s(state: BatchState, now: float) -> float | None:
     return finished / elapsed
 
 
-def describe(state: BatchState, running: bool, now: float | None = None) -> dict[str, Any]:
-    """Status of one batch. A state saved as running that no prompt carries on is 'stopped'."""
+def describe(state: BatchState, running: bool, now: float | None = None, run_images: int = 1) -> dict[str, Any]:
+    """Status of one batch. A state saved as running that no prompt carries on is 'stopped'.
+    run_images: the images of the run in progress (images_per_run), the first being current_file."""
     now = time.time() if now is None else now
     status = RUNNING if running else (STOPPED if state.status == RUNNING else state.status)
     position = state.next_index - state.start_index
@@ -46,7 +47,7 @@ def describe(state: BatchState, running: bool, now: float | None = None) -> dict
     eta = remaining / rate if rate and status == RUNNING else None
     parts = [f"{position:,} / {total:,}"]
     if status == RUNNING and state.current_file:
-        parts.append(state.current_file)
+        parts.append(state.current_file + (f" and {run_images - 1} more" if run_images > 1 else ""))
     if rate:
         parts.append(f"{rate:.1f} img/s" if rate >= 0.1 else f"{60 * rate:.1f} img/min")
     if eta is not None:
@@ -78,12 +79,13 @@ def describe(state: BatchState, running: bool, now: float | None = None) -> dict
     }
 
 
-def describe_shared(state: BatchState, running: bool, job: Any, now: float | None = None) -> dict[str, Any]:
+def describe_shared(state: BatchState, running: bool, job: Any, now: float | None = None,
+                    run_images: int = 1) -> dict[str, Any]:
     """Status of a batch shared by several servers: the shared progress first, then this server's part.
 
     "120 / 340 shared (3 in progress, 3 servers; 41 here) - beach_001.jpg - 0.8 img/s - ..."
     """
-    info = describe(state, running, now)
+    info = describe(state, running, now, run_images)
     try:
         progress, stop = job.progress(), job.stop_request()
     except JobGoneError:  # its pass was reset: the shared count is gone, say so (not "0 / 30 - done")
