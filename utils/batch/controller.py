@@ -21,14 +21,7 @@ from ..images.color import CONVERT_TO_SRGB
 from ..images.decode import DecodeError
 from ..images.prefetch import Prefetcher, PreparedImage, prepare
 from ..images.run_batch import wanted
-from .batch import (
-    COMPLETE,
-    NEW_PASS,
-    QUEUED,
-    STOP_BUTTON,
-    STOPPED,
-    Batch,
-)
+from .batch import COMPLETE, NEW_PASS, QUEUED, STOP_BUTTON, STOPPED, Batch
 from .chain import BatchChain
 from .events import BatchEvents
 from .fencing import may_write, record_saved
@@ -94,11 +87,6 @@ class BatchController:
                                 lambda left: self._waiting(batch, left)) if images_per_run == 1 else \
                 pick_run(batch, images_per_run, error_policy, self._prefetcher, color_profile, self._lock,
                          lambda left: self._waiting(batch, left), into_batch=wanted(device, dtype))
-        except DecodeError as exc:
-            with self._lock:
-                run.ends_chain = True
-                self._chain.end(batch, STOPPED, str(exc))
-            raise BatchError(f"{exc}. The batch stopped (error_handling: Stop on error).") from None
         except (JobStoppedError, JobGoneError, ClaimsFolderError, WaitStoppedError) as exc:
             with self._lock:  # stopped while waiting, stopped or reset on another server, claims folder failed
                 run.ends_chain, (error, reason) = True, stop_from(exc)
@@ -107,6 +95,14 @@ class BatchController:
             if isinstance(exc, ClaimsFolderError):
                 raise BatchError(str(exc)) from None
             return None
+        except Exception as exc:  # unreadable under Stop on error, or unexpected: never left "running"
+            unreadable = isinstance(exc, DecodeError)
+            error = str(exc) if unreadable else f"reading the next images failed: {exc!r}"
+            with self._lock:
+                run.ends_chain = True
+                self._chain.end(batch, STOPPED, error)
+            raise BatchError(error + (". The batch stopped (error_handling: Stop on error)." if unreadable
+                                      else ". The batch stopped.")) from None
         with self._lock:
             if loaded is None:  # everything left was unreadable and skipped
                 run.ends_chain = True
