@@ -103,9 +103,10 @@ def next_run(batch: Batch, pool: Prefetcher, k: int) -> tuple[list[int], torch.T
     loaded = pick_run(batch, k, STOP_ON_ERROR, pool, "Convert to sRGB", LOCK, into_batch=True)
     assert loaded is not None
     prefetch_after(batch, loaded, k, pool, ("cpu", torch.float32, "Convert to sRGB"))
-    image, mask = loaded.tensors(*CPU)
-    LoaderRun.of(batch, loaded, STOP_ON_ERROR).record_finished(None)
     pool_arrays = [m.image.run_batch._image for m in loaded.members if m.image.run_batch is not None]
+    image, mask = loaded.tensors(*CPU)
+    assert all(m.image.run_batch is None for m in loaded.members), "an image still holds its run's batch"
+    LoaderRun.of(batch, loaded, STOP_ON_ERROR).record_finished(None)
     from_pool = any(a is not None and a.ctypes.data <= image.data_ptr() < a.ctypes.data + a.nbytes
                     for a in pool_arrays)
     return [m.index for m in loaded.members], image, mask, from_pool
@@ -172,3 +173,14 @@ def test_a_batch_over_the_size_limit_is_not_allocated_ahead(tmp_path: Path, monk
     monkeypatch.setattr(run_batch, "MAX_BATCH_BYTES", 16 * 64 * 64 * 3 - 1)  # 3 slots of image + mask
     assert not RunBatch([0, 1, 2]).fill(0, a)
     assert RunBatch([0, 1]).fill(0, a)
+
+
+def test_no_slice_after_an_image_of_another_size_is_written(tmp_path: Path) -> None:
+    """Alternating sizes: the run ends at the first other size, so the rest of the batch is never used."""
+    img.write_png(tmp_path / "a.png", 6, 4, seed=1)
+    img.write_png(tmp_path / "b.png", 4, 6, seed=2)
+    a, b = decode_image(str(tmp_path / "a.png")), decode_image(str(tmp_path / "b.png"))
+    batch = RunBatch([0, 1, 2, 3])
+    assert batch.fill(0, a) and not batch.fill(1, b)
+    assert not batch.fill(2, a) and not batch.fill(3, a), "slices after the run's end were written"
+    assert batch.tensors([(0, a)]) is not None

@@ -50,10 +50,13 @@ class LoadedImage:
         """IMAGE and MASK of the image, or of the whole run as one batch [k, H, W, ...]."""
         if not self.more:
             return self.image.tensors(device, dtype)
+        written = list(dict.fromkeys(m.image.run_batch for m in self.members if m.image.run_batch is not None))
+        for m in self.members:  # the batches live on in the tensors handed out, not in the images
+            m.image.run_batch = None
         if run_batch.wanted(device, dtype):
             pixels = [(m.index, m.image.decoded) for m in self.members]
-            for written in dict.fromkeys(m.image.run_batch for m in self.members if m.image.run_batch is not None):
-                batch = written.tensors(pixels)
+            for candidate in written:
+                batch = candidate.tensors(pixels)
                 if batch is not None:
                     return batch
         return to_batch_tensors([m.image.decoded for m in self.members], device if device is not None else "cpu",

@@ -57,7 +57,9 @@ class RunBatch:
     """IMAGE [n,H,W,3] and MASK [n,H,W] of one scheduled run of n images; thread-safe.
 
     Allocated when its first image arrives (that image's size), filled slice by slice. Each slice
-    belongs to the first decoded image that claims it; an image of another size claims none. A
+    belongs to the first decoded image that claims it; an image of another size claims none, and
+    no slice after it is written (the run ends there: those images start the next run, which gets
+    its own batch, so a folder of alternating sizes does not fill batches nobody uses). A
     batch over MAX_BATCH_BYTES, or one the memory refuses, is not made: nothing is written here,
     and the run is converted as before, at its real size.
     """
@@ -70,6 +72,7 @@ class RunBatch:
         self._owners: dict[int, DecodedImage] = {}  # position -> the pixels written (or being written) there
         self._written: set[int] = set()
         self._unusable = False  # the batch could not be allocated
+        self._end = len(indices)  # the first position holding an image of another size
 
     def fill(self, index: int, decoded: DecodedImage) -> bool:
         """Write decoded into image index's slice; True when that slice holds exactly these pixels."""
@@ -80,6 +83,8 @@ class RunBatch:
             owner = self._owners.get(position)
             if owner is not None:
                 return owner is decoded and position in self._written
+            if position > self._end:
+                return False
             if self._unusable:
                 return False
             if self._image is None:
@@ -93,6 +98,7 @@ class RunBatch:
                     self._unusable = True
                     return False
             elif self._image.shape[1:3] != (decoded.height, decoded.width):
+                self._end = min(self._end, position)
                 return False
             assert self._mask is not None
             self._owners[position] = decoded
