@@ -122,7 +122,15 @@ def _pick_shared_run(batch: Batch, size: int, error_policy: str, prefetcher: Pre
             raise
         prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in claims], color_profile,
                                 claims if into_batch else None)
-        members = _decode_claims(batch, claims, error_policy, prefetcher, color_profile, lock, decode)
+        try:
+            members = _decode_claims(batch, claims, error_policy, prefetcher, color_profile, lock, decode)
+        except DecodeError:
+            raise  # its claims are given back already
+        except Exception:  # unexpected: the claims go back at once, not when their leases run out
+            for index in claims:
+                batch.give_back(index)
+            prefetcher.discard(batch.key)
+            raise
         if members:
             batch.run_images = len(members)
             return LoadedImage(*_first_fields(members[0]), more=members[1:])
