@@ -421,3 +421,56 @@ def test_two_servers_sharing_a_folder_of_large_images_do_each_once_with_its_own_
         assert np.array_equal(got[f"{name}.image"], expected(source)), name
         assert not got[f"{name}.mask"].any()
     assert sum(run_lengths(clients[0], folder, dump) + run_lengths(clients[1], folder, dump)) == len(pixels)
+
+
+# ----- the batch the pool allocates is the scheduled run's, not the run's -------------------------------------
+def commit_ceiling() -> int | None:
+    """Bytes above which one allocation is refused under the kernel's default heuristic overcommit
+    (RAM + swap); None where every allocation is granted (overcommit_memory 1) or unknown."""
+    try:
+        mode = Path("/proc/sys/vm/overcommit_memory").read_text().strip()
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    except OSError:
+        return None
+    if mode == "1":
+        return None
+    total = sum(int(info[key].split()[0]) * 1024 for key in ("MemTotal", "SwapTotal"))
+    if mode == "2":
+        return int(info["CommitLimit"].split()[0]) * 1024
+    return total
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "DEFECT: RunBatch allocates [n,H,W,3] float32 for all n images of the *scheduled* run at the size of the "
+    "first large image decoded, whatever size the others have: one 8192x8192 image ahead of K-1 small ones "
+    "makes the pool ask for K x 805 MB. Above RAM+swap numpy raises MemoryError in the pool thread, take() "
+    "re-raises it in the loader (not a DecodeError): the prompt fails with a raw MemoryError where K = 1, and "
+    "this pack before 90c6049, loaded the image as a run of one (805 MB). Realistic: 24 MP photos of both "
+    "orientations with K = 64 on a 16 GB machine (64 x 288 MB > 16 GB) fail though every real run is 1-2 images."))
+def test_one_large_image_among_small_ones_with_a_large_k_is_loaded_as_a_run_of_one(
+    client: ComfyClient, input_folder: Path, tmp_path: Path
+) -> None:
+    ceiling = commit_ceiling()
+    if ceiling is None:
+        pytest.skip("this kernel grants any allocation (overcommit_memory 1): an oversized batch is never refused")
+    w, h = 8192, 8192
+    slot = w * h * 3 * 4
+    k = ceiling // slot + 2  # k slices of the large image's size are more than the machine can ever give
+    if k > 4096:
+        pytest.skip("more memory than images_per_run can reach")
+    for i in range(k):  # run 1: k small images; the pool decodes run 2 (the large one first) meanwhile
+        img.write_png(input_folder / f"a{i:04d}.png", 8, 8, seed=i)
+    Image.new("RGB", (w, h), (10, 200, 30)).save(input_folder / "b_large.png")
+    for i in range(k - 1):
+        img.write_png(input_folder / f"c{i:04d}.png", 8, 8, seed=1000 + i)
+    time.sleep(RACY_S)
+    prompt: dict = {"1": loader_node(str(input_folder), images_per_run=k)}
+    prompt[DUMP] = {"class_type": "BIPTestNullSink", "inputs": {"images": slow_or_failing(prompt, 1.0, ""),
+                                                                "mask": ["1", 1]}}
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    errors = [str(d.get("exception_message", ""))[:300] for r in batch_runs(client, str(input_folder))
+              for ev, d in r.messages if ev == "execution_error"]
+    assert not errors, errors
+    last = row(client, input_folder)
+    assert (last["state"], last["done"], last["position"]) == ("complete", 2 * k, 2 * k), last
