@@ -161,7 +161,7 @@ def test_every_pixel_kind_in_large_runs_gives_the_floats_of_k_1(client: ComfyCli
     want = load_with_k1(client, input_folder, tmp_path / "k1", color_profile=color_profile)
     assert len(want) == 2 * len(names)
     assert_same_floats(dumped(runs), want, f"K = 3, {color_profile}")
-    masks = {n: want[n.rsplit(".", 1)[0] + ".mask"] for n in names}
+    masks = {n: want[f"{n}.mask"] for n in names}
     assert masks["a_rgba.png"].any() and masks["e_la.png"].any() and masks["k_rgba16.png"].any()
     assert not masks["b_gray.png"].any() and not masks["d_rot6.jpg"].any()
 
