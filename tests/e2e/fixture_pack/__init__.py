@@ -175,9 +175,11 @@ _POOL_FILLS_LOCK = threading.Lock()
 def _count_pool_fills() -> None:
     """Wrap the pack's RunBatch.fill (once) to count the slices its decoding pool threads wrote: a
     test can then tell that a run really came from the pool path (utils/images/run_batch.py)."""
-    for module in list(sys.modules.values()):
+    for name, module in list(sys.modules.items()):
+        if not name.endswith(".utils.images.run_batch"):
+            continue
         cls = getattr(module, "RunBatch", None)
-        if cls is None or not hasattr(module, "POOL_WRITE_MIN_PIXELS") or getattr(cls, "_bip_counted", False):
+        if not isinstance(cls, type) or getattr(cls, "_bip_counted", False):
             continue
         inner = cls.fill
 
@@ -203,15 +205,16 @@ class BIPTestDumpRun:
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "run"
     OUTPUT_NODE = True
-    _held: typing.ClassVar[list] = []
+    _held: typing.ClassVar[dict] = {}  # node id -> [(tensor given, its copy, "IMAGE"|"MASK")]
 
     @classmethod
     def INPUT_TYPES(cls):
         _count_pool_fills()  # at validation, before the loader of the prompt runs
         return {"required": {"images": ("IMAGE",), "mask": ("MASK",), "run_files": ("STRING", {"default": ""}),
-                             "out_dir": ("STRING", {"default": ""}), "keep": ("BOOLEAN", {"default": False})}}
+                             "out_dir": ("STRING", {"default": ""}), "keep": ("BOOLEAN", {"default": False})},
+                "hidden": {"unique_id": "UNIQUE_ID"}}
 
-    def run(self, images, mask, run_files, out_dir, keep):
+    def run(self, images, mask, run_files, out_dir, keep, unique_id=None):
         import numpy as np
 
         names = run_files.split("\n")
@@ -227,18 +230,18 @@ class BIPTestDumpRun:
             np.save(stem + ".image.npy", images[i].numpy())
             np.save(stem + ".mask.npy", mask[i].numpy())
         if keep:
-            self._check_held(images, mask)
+            self._check_held(self._held.setdefault(str(unique_id), []), images, mask)
         with _POOL_FILLS_LOCK:
             fills = _POOL_FILLS[0]
         return {"ui": {"pool_fills": [fills], "shape": [list(images.shape)]}, "result": (images,)}
 
-    @classmethod
-    def _check_held(cls, images, mask):
+    @staticmethod
+    def _check_held(held, images, mask):
         def span(t):
             start = t.data_ptr()
             return t.untyped_storage().data_ptr(), start, start + t.numel() * t.element_size()
 
-        for old, copy, what in cls._held:
+        for old, copy, what in held:
             if not old.equal(copy):
                 raise ValueError(f"a {what} handed out by an earlier run changed afterwards")
             base, start, end = span(old)
@@ -246,8 +249,8 @@ class BIPTestDumpRun:
                 nbase, nstart, nend = span(new)
                 if nbase == base and nstart < end and start < nend:
                     raise ValueError(f"this run's tensor shares memory with a {what} of an earlier run")
-        cls._held += [(images, images.clone(), "IMAGE"), (mask, mask.clone(), "MASK")]
-        del cls._held[:-16]
+        held += [(images, images.clone(), "IMAGE"), (mask, mask.clone(), "MASK")]
+        del held[:-16]
 
 
 NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestSleep": BIPTestSleep, "BIPTestSleepOn": BIPTestSleepOn,
