@@ -441,12 +441,15 @@ def commit_ceiling() -> int | None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "DEFECT: RunBatch allocates [n,H,W,3] float32 for all n images of the *scheduled* run at the size of the "
-    "first large image decoded, whatever size the others have: one 8192x8192 image ahead of K-1 small ones "
-    "makes the pool ask for K x 805 MB. Above RAM+swap numpy raises MemoryError in the pool thread, take() "
-    "re-raises it in the loader (not a DecodeError): the prompt fails with a raw MemoryError where K = 1, and "
-    "this pack before 90c6049, loaded the image as a run of one (805 MB). Realistic: 24 MP photos of both "
-    "orientations with K = 64 on a 16 GB machine (64 x 288 MB > 16 GB) fail though every real run is 1-2 images."))
+    "DEFECT (two symptoms). 1: RunBatch allocates [n,H,W,3] float32 for all n images of the *scheduled* run (n = "
+    "min(K, files left)) at the size of the first large image decoded, whatever size the others have: one 8192x8192 "
+    "image ahead of K-1 small ones makes the pool ask for K x 805 MB. Above RAM+swap numpy raises MemoryError in the "
+    "pool thread (run_batch.py fill), take() re-raises it in the loader (not a DecodeError): the prompt fails with a "
+    "raw 'Unable to allocate 24.8 GiB' where 3eb01ac (before 90c6049) loaded the image as a run of one (805 MB). "
+    "Realistic: 24 MP photos of both orientations, K = 64, 16 GB machine (64 x 288 MB > 16 GB), though every real "
+    "run is 1-2 images. 2: after that exception in load_next the batch stays 'running' (position 33, no last_error) "
+    "with nothing queued, and every later Queue press is refused ('the batch ... is running ... press Stop batch "
+    "first'): only Stop batch gets it going again. (If 1 is fixed, 2 needs another unexpected loader exception.)"))
 def test_one_large_image_among_small_ones_with_a_large_k_is_loaded_as_a_run_of_one(
     client: ComfyClient, input_folder: Path, tmp_path: Path
 ) -> None:
@@ -464,13 +467,25 @@ def test_one_large_image_among_small_ones_with_a_large_k_is_loaded_as_a_run_of_o
     for i in range(k - 1):
         img.write_png(input_folder / f"c{i:04d}.png", 8, 8, seed=1000 + i)
     time.sleep(RACY_S)
-    prompt: dict = {"1": loader_node(str(input_folder), images_per_run=k)}
-    prompt[DUMP] = {"class_type": "BIPTestNullSink", "inputs": {"images": slow_or_failing(prompt, 1.0, ""),
-                                                                "mask": ["1", 1]}}
-    client.queue_prompt(prompt)
-    client.wait_idle()
-    errors = [str(d.get("exception_message", ""))[:300] for r in batch_runs(client, str(input_folder))
-              for ev, d in r.messages if ev == "execution_error"]
-    assert not errors, errors
+
+    def press(images_per_run: int) -> None:
+        prompt: dict = {"1": loader_node(str(input_folder), images_per_run=images_per_run)}
+        prompt[DUMP] = {"class_type": "BIPTestNullSink", "inputs": {"images": slow_or_failing(prompt, 1.0, ""),
+                                                                    "mask": ["1", 1]}}
+        client.queue_prompt(prompt)
+        client.wait_idle()
+
+    press(k)
+    problems = [f"the loader failed: {str(d.get('exception_message', ''))[:120]!r}"
+                for r in batch_runs(client, str(input_folder)) for ev, d in r.messages if ev == "execution_error"]
     last = row(client, input_folder)
-    assert (last["state"], last["done"], last["position"]) == ("complete", 2 * k, 2 * k), last
+    if last["state"] == "running":  # the queue is idle: nothing will ever move it
+        problems.append(f"the batch is left 'running' at {last['position']} with nothing queued")
+        press(1)
+        again = row(client, input_folder)
+        if (again["state"], again["position"]) == ("running", last["position"]):
+            problems.append("and the next Queue press (K = 1) is refused")
+    last = row(client, input_folder)
+    if (last["state"], last["done"], last["position"]) != ("complete", 2 * k, 2 * k):
+        problems.append(f"not complete: {last['state']} {last['done']}/{2 * k}")
+    assert not problems, "; ".join(problems)
