@@ -2,7 +2,8 @@
 under attack in a real ComfyUI: sizes that change at every edge of a scheduled run, every pixel kind
 (alpha, gray, 16 bit, EXIF rotation, CMYK, colour profiles Convert / Keep source), files replaced,
 deleted or truncated while their run is written ahead, Cancel and another K / colour mode on the next
-press, a downstream node that holds on to every IMAGE, kill -9, and two servers sharing the folder.
+press, a downstream node that holds on to every IMAGE, two servers sharing the folder, and a large K
+with one huge image among small ones.
 
 The loader's IMAGE and MASK go to BIPTestDumpRun (tests/e2e/fixture_pack), which saves each row as
 .npy under its own input's name: each result is compared, float for float, with the same image
@@ -148,9 +149,10 @@ def kinds_folder(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-@pytest.mark.parametrize("color_profile", ["Convert to sRGB", "Keep source"])
 def test_every_pixel_kind_in_large_runs_gives_the_floats_of_k_1(client: ComfyClient, input_folder: Path,
-                                                                tmp_path: Path, color_profile: str) -> None:
+                                                                tmp_path: Path) -> None:
+    """Convert to sRGB (Keep source: the cancel tests below); the slices are written alike in both modes."""
+    color_profile = "Convert to sRGB"
     names = kinds_folder(input_folder)
     time.sleep(RACY_S)
     runs = tmp_path / "k3"
@@ -167,13 +169,9 @@ def test_every_pixel_kind_in_large_runs_gives_the_floats_of_k_1(client: ComfyCli
 
 
 # ----- sizes changing at each edge of a scheduled run ---------------------------------------------------------
-@pytest.mark.parametrize(("k", "sizes", "lengths"), [
-    # another size first, then a full run; the size change at a run's last place; alternating sizes
-    (4, [B, A, A, A, A, B, A, B, A, A, A, B, B], [1, 4, 1, 1, 1, 3, 2]),
-    (2, [A, B, A, B, A, A, B, B, A], [1, 1, 1, 1, 2, 2, 1]),
-])
-def test_size_changes_at_every_edge_of_a_scheduled_run(client: ComfyClient, input_folder: Path, tmp_path: Path, k: int,
-                                                       sizes: list[tuple[int, int]], lengths: list[int]) -> None:
+def test_size_changes_at_every_edge_of_a_scheduled_run(client: ComfyClient, input_folder: Path, tmp_path: Path) -> None:
+    """K = 4: another size first, then a full run; alternating sizes; the size change at a run's last place."""
+    k, sizes, lengths = 4, [B, A, A, A, A, B, A, B, A, A, A, B, B], [1, 4, 1, 1, 1, 3, 2]
     for i, size in enumerate(sizes):  # alpha on every other image: the MASK rows matter too
         if i % 2:
             rgba_noise(input_folder / f"L{i:02d}.png", size, i)
@@ -238,20 +236,20 @@ def wait_current(client: ComfyClient, folder: Path, name: str) -> None:
     client.wait_for(lambda: row(client, folder).get("current_file") == name, timeout=60, what=f"{name}'s run")
 
 
-@pytest.mark.parametrize("how", ["os.replace", "in place"])
 def test_files_replaced_while_their_run_is_written_ahead_come_out_new(client: ComfyClient, input_folder: Path,
-                                                                     tmp_path: Path, how: str) -> None:
+                                                                     tmp_path: Path) -> None:
     """A A B B B B with K = 3: run 1 (A A) holds L02 (B) for run 2, whose other images the pool writes
-    into run 2's batch while run 1 sleeps. Then L02 (held) and L03 get new pixels, L04 another size:
-    run 2 must be L02 L03 with the new pixels, then L04 alone, then L05."""
+    into run 2's batch while run 1 sleeps. Then L02 (held, rewritten in place: same inode) and L03
+    (os.replace) get new pixels, L04 another size: run 2 must be L02 L03 with the new pixels, then L04
+    alone, then L05."""
     pixels = noise_folder(input_folder, [A, A, B, B, B, B])
     time.sleep(RACY_S)
     runs = tmp_path / "runs"
     client.queue_prompt(dump_prompt(input_folder, runs, 3, sleep=1.2))
     wait_current(client, input_folder, "L00.png")
     time.sleep(0.5)  # run 2 decoded and written ahead by now
-    pixels["L02.png"] = replace_file(input_folder / "L02.png", B, 102, how)
-    pixels["L03.png"] = replace_file(input_folder / "L03.png", B, 103, how)
+    pixels["L02.png"] = replace_file(input_folder / "L02.png", B, 102, "in place")
+    pixels["L03.png"] = replace_file(input_folder / "L03.png", B, 103, "os.replace")
     pixels["L04.png"] = replace_file(input_folder / "L04.png", A, 104, "os.replace")
     client.wait_idle()
     got = dumped(runs)
@@ -322,7 +320,7 @@ def test_cancel_while_the_next_run_is_written_ahead_then_another_k_and_colour_mo
 ) -> None:
     """K = 3, Convert: Cancel in run 2 (P03-P05) while run 3 is written ahead; Continue with K = 2 and Keep
     source: run 1's results are Convert's, every later one Keep source's, none twice, none stale."""
-    names = p3_folder(input_folder, [A] * 9)
+    names = p3_folder(input_folder, [A] * 7)
     time.sleep(RACY_S)
     runs = tmp_path / "runs"
     client.queue_prompt(dump_prompt(input_folder, runs, 3, sleep=1.0))
@@ -333,7 +331,7 @@ def test_cancel_while_the_next_run_is_written_ahead_then_another_k_and_colour_mo
     assert (row(client, input_folder)["state"], row(client, input_folder)["position"]) == ("stopped", 3)
     client.queue_prompt(dump_prompt(input_folder, runs, 2, sleep=0.3, color_profile="Keep source"))
     client.wait_idle()
-    assert run_lengths(client, input_folder, runs) == [3, 2, 2, 2]
+    assert run_lengths(client, input_folder, runs) == [3, 2, 2]
     convert = load_with_k1(client, input_folder, tmp_path / "convert")
     keep = load_with_k1(client, input_folder, tmp_path / "keep", color_profile="Keep source")
     want = {n: (convert if int(n[1:3]) < 3 else keep)[n] for n in convert}
@@ -363,31 +361,6 @@ def test_cancel_landing_after_a_run_that_holds_the_next_image_then_keep_source(
     keep = load_with_k1(client, input_folder, tmp_path / "keep", color_profile="Keep source")
     want = {n: (convert if int(n[1:3]) < 2 else keep)[n] for n in convert}
     assert_same_floats(dumped(runs), want, "held image across a press with another colour mode")
-
-
-# ----- kill -9 mid-run, then resume ---------------------------------------------------------------------------
-def test_kill_9_while_a_run_is_written_ahead_then_resume(own_server: ComfyServer) -> None:
-    folder = own_server.input_dir / "big"
-    pixels = noise_folder(folder, [A, A, A, A, B, A, A, A])
-    time.sleep(RACY_S)
-    dump = own_server.output_dir / "dump"
-    own_server.start()
-    client = ComfyClient(own_server.url)
-    client.queue_prompt(dump_prompt(folder, dump, 3, sleep=1.0))
-    client.wait_for(lambda: row(client, folder).get("current_file") == "L03.png", timeout=60, what="run 2")
-    time.sleep(0.3)
-    own_server.stop(kill=True)
-    own_server.start()
-    client = ComfyClient(own_server.url)
-    client.queue_prompt(dump_prompt(folder, dump, 3, sleep=0.2))
-    client.wait_idle()
-    got = dumped(dump)
-    stems = sorted({n.split(".")[0] + ".png" for n in got})
-    assert stems == sorted(pixels), "an image lost"
-    assert not [n for n in got if ".dup" in n], f"a finished run redone: {sorted(got)}"
-    for name, source in pixels.items():
-        assert np.array_equal(got[f"{name}.image"], expected(source)), name
-    assert row(client, folder)["state"] == "complete"
 
 
 # ----- two servers share a folder of large images, K = 3 ------------------------------------------------------
