@@ -363,6 +363,33 @@ def test_cancel_landing_after_a_run_that_holds_the_next_image_then_keep_source(
     assert_same_floats(dumped(runs), want, "held image across a press with another colour mode")
 
 
+# ----- images_per_run changing from run to run inside one chain (linked from another loader) -----------------
+def test_images_per_run_changing_every_run_never_mixes_up_what_the_pool_wrote(client: ComfyClient, input_folder: Path,
+                                                                             tmp_path: Path) -> None:
+    """images_per_run linked to the length of a second loader's BASE_NAME: 3, 1, 2, 3, 1, 2 along the chain,
+    so every next run is prefetched for the K of the run before (K = 1 runs take images the run pool
+    decoded, K > 1 runs images the single-image prefetch prepared) and a held image meets a K = 1 run."""
+    pixels = noise_folder(input_folder, [A, A, A, B, A, A, A, A, B, A])
+    counter = input_folder.parent / f"{input_folder.name}_k"
+    counter.mkdir()
+    for name in ("a_x", "b", "cc", "d_y", "e", "ff"):
+        img.write_png(counter / f"{name}.png", 4, 4)
+    time.sleep(RACY_S)
+    runs = tmp_path / "runs"
+    prompt = dump_prompt(input_folder, runs, 1, sleep=0.3)
+    prompt["50"] = loader_node(str(counter))
+    prompt["51"] = {"class_type": "StringLength", "inputs": {"string": ["50", 3]}}
+    prompt["1"]["inputs"]["images_per_run"] = ["51", 0]
+    client.queue_prompt(prompt)
+    client.wait_idle()
+    got = dumped(runs)
+    assert sorted(got) == sorted(f"{n}.{part}" for n in pixels for part in ("image", "mask")), "lost or twice"
+    for name, source in pixels.items():
+        assert np.array_equal(got[f"{name}.image"], expected(source)), f"{name}: other pixels"
+    assert run_lengths(client, input_folder, runs) == [3, 1, 2, 2, 1, 1]
+    assert row(client, input_folder)["state"] == "complete"
+
+
 # ----- two servers share a folder of large images, K = 3 ------------------------------------------------------
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[list[ComfyServer]]:
