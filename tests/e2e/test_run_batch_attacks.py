@@ -315,6 +315,19 @@ def p3_folder(folder: Path, sizes: list[tuple[int, int]]) -> list[str]:
     return [f"P{i:02d}" for i in range(len(sizes))]
 
 
+def references(client: ComfyClient, folder: Path, tmp_path: Path, first_kept: int) -> dict[str, np.ndarray]:
+    """K = 1 floats: Convert to sRGB for P00 .. P(first_kept - 1), Keep source for the rest (two batches of the
+    same node: a Custom filter for the first, start_index for the others)."""
+    pattern = ", ".join(f"P{i:02d}.png" for i in range(first_kept))
+    convert = load_with_k1(client, folder, tmp_path / "convert", filter_preset="Custom", custom_pattern=pattern)
+    keep = load_with_k1(client, folder, tmp_path / "keep", color_profile="Keep source", start_index=first_kept)
+    w, h = keep[f"P{first_kept:02d}.png.image"].shape[1::-1]
+    raw = [expected(img.rgb_noise(w, h, 30 + i)) for i in (0, first_kept)]
+    assert not np.array_equal(convert["P00.png.image"], raw[0]), "Convert kept the file's values: no test"
+    assert np.array_equal(keep[f"P{first_kept:02d}.png.image"], raw[1]), "Keep source changed the file's values"
+    return {**convert, **keep}
+
+
 def test_cancel_while_the_next_run_is_written_ahead_then_another_k_and_colour_mode(
     client: ComfyClient, input_folder: Path, tmp_path: Path
 ) -> None:
@@ -332,11 +345,8 @@ def test_cancel_while_the_next_run_is_written_ahead_then_another_k_and_colour_mo
     client.queue_prompt(dump_prompt(input_folder, runs, 2, sleep=0.3, color_profile="Keep source"))
     client.wait_idle()
     assert run_lengths(client, input_folder, runs) == [3, 2, 2]
-    convert = load_with_k1(client, input_folder, tmp_path / "convert")
-    keep = load_with_k1(client, input_folder, tmp_path / "keep", color_profile="Keep source")
-    want = {n: (convert if int(n[1:3]) < 3 else keep)[n] for n in convert}
+    want = references(client, input_folder, tmp_path, 3)
     assert_same_floats(dumped(runs), want, "after Cancel, K = 2, Keep source")
-    assert not np.array_equal(convert["P05.png.image"], keep["P05.png.image"])
     assert len(names) * 2 == len(want)
 
 
@@ -357,9 +367,7 @@ def test_cancel_landing_after_a_run_that_holds_the_next_image_then_keep_source(
     assert row(client, input_folder)["position"] == 2, row(client, input_folder)
     client.queue_prompt(dump_prompt(input_folder, runs, 2, color_profile="Keep source"))
     client.wait_idle()
-    convert = load_with_k1(client, input_folder, tmp_path / "convert")
-    keep = load_with_k1(client, input_folder, tmp_path / "keep", color_profile="Keep source")
-    want = {n: (convert if int(n[1:3]) < 2 else keep)[n] for n in convert}
+    want = references(client, input_folder, tmp_path, 2)
     assert_same_floats(dumped(runs), want, "held image across a press with another colour mode")
 
 
