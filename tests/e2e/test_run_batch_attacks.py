@@ -398,39 +398,6 @@ def test_images_per_run_changing_every_run_never_mixes_up_what_the_pool_wrote(cl
     assert row(client, input_folder)["state"] == "complete"
 
 
-# ----- two servers share a folder of large images, K = 3 ------------------------------------------------------
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[list[ComfyServer]]:
-    servers = [ComfyServer(tmp_path / "base", with_fixture_pack=True, name=f"server{i}") for i in range(2)]
-    try:
-        for server in servers:
-            server.start()
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
-
-
-def test_two_servers_sharing_a_folder_of_large_images_do_each_once_with_its_own_pixels(
-    pair: list[ComfyServer]
-) -> None:
-    folder = pair[0].input_dir / "shared"
-    pixels = noise_folder(folder, [A, A, A, B, A, A, A, A, B, B, A, A])
-    time.sleep(RACY_S)
-    dump = pair[0].output_dir / "dump"
-    clients = [ComfyClient(s.url) for s in pair]
-    for c in clients:
-        c.queue_prompt(dump_prompt(folder, dump, 3, sleep=0.3, shared_job="big3"))
-    for c in clients:
-        c.wait_idle(timeout=120)
-    got = dumped(dump)
-    assert sorted(got) == sorted(f"{n}.{part}" for n in pixels for part in ("image", "mask")), "twice or lost"
-    for name, source in pixels.items():
-        assert np.array_equal(got[f"{name}.image"], expected(source)), name
-        assert not got[f"{name}.mask"].any()
-    assert sum(run_lengths(clients[0], folder, dump) + run_lengths(clients[1], folder, dump)) == len(pixels)
-
-
 # ----- the batch the pool allocates is the scheduled run's, not the run's -------------------------------------
 def commit_ceiling() -> int | None:
     """Bytes above which one allocation is refused under the kernel's default heuristic overcommit
@@ -463,19 +430,7 @@ def commit_ceiling() -> int | None:
 def test_one_large_image_among_small_ones_with_a_large_k_is_loaded_as_a_run_of_one(
     client: ComfyClient, input_folder: Path, tmp_path: Path
 ) -> None:
-    ceiling = commit_ceiling()
-    if ceiling is None:
-        pytest.skip("this kernel grants any allocation (overcommit_memory 1): an oversized batch is never refused")
-    w, h = 8192, 8192
-    slot = w * h * 3 * 4
-    k = ceiling // slot + 2  # k slices of the large image's size are more than the machine can ever give
-    if k > 4096:
-        pytest.skip("more memory than images_per_run can reach")
-    for i in range(k):  # run 1: k small images; the pool decodes run 2 (the large one first) meanwhile
-        img.write_png(input_folder / f"a{i:04d}.png", 8, 8, seed=i)
-    Image.new("RGB", (w, h), (10, 200, 30)).save(input_folder / "b_large.png")
-    for i in range(k - 1):
-        img.write_png(input_folder / f"c{i:04d}.png", 8, 8, seed=1000 + i)
+    k = huge_among_small(input_folder)  # run 1: k small images; the pool decodes run 2 (the large one first)
     time.sleep(RACY_S)
 
     def press(images_per_run: int) -> None:
@@ -503,3 +458,96 @@ def test_one_large_image_among_small_ones_with_a_large_k_is_loaded_as_a_run_of_o
     if (last["state"], last["done"], last["position"]) != ("complete", 2 * k, 2 * k):
         problems.append(f"not complete: {last['state']} {last['done']}/{2 * k}")
     assert not problems, "; ".join(problems)
+
+
+# ----- two servers share a folder (the last tests: the pair is started once for both) ------------------------------
+LEASE_S = 3.0
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ComfyServer]]:
+    """Two servers on one base folder (the last tests of this file: started once for both)."""
+    base = tmp_path_factory.mktemp("run-batch-pair")
+    servers = [ComfyServer(base, with_fixture_pack=True, name=f"server{i}", env={"BATCH_IMAGE_LEASE_S": str(LEASE_S)})
+               for i in range(2)]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_two_servers_sharing_a_folder_of_large_images_do_each_once_with_its_own_pixels(
+    pair: list[ComfyServer]
+) -> None:
+    folder = pair[0].input_dir / "shared"
+    pixels = noise_folder(folder, [A, A, A, B, A, A, A, A, B, B, A, A])
+    time.sleep(RACY_S)
+    dump = pair[0].output_dir / "dump"
+    clients = [ComfyClient(s.url) for s in pair]
+    for c in clients:
+        c.queue_prompt(dump_prompt(folder, dump, 3, sleep=0.3, shared_job="big3"))
+    for c in clients:
+        c.wait_idle(timeout=120)
+    got = dumped(dump)
+    assert sorted(got) == sorted(f"{n}.{part}" for n in pixels for part in ("image", "mask")), "twice or lost"
+    for name, source in pixels.items():
+        assert np.array_equal(got[f"{name}.image"], expected(source)), name
+        assert not got[f"{name}.mask"].any()
+    assert sum(run_lengths(clients[0], folder, dump) + run_lengths(clients[1], folder, dump)) == len(pixels)
+
+
+def huge_among_small(folder: Path) -> int:
+    """k small images, one 8192 x 8192, k - 1 small: k (= images_per_run) slices of the large one are more
+    than this machine can allocate at once (see commit_ceiling); skips where no allocation is refused."""
+    ceiling = commit_ceiling()
+    if ceiling is None:
+        pytest.skip("this kernel grants any allocation (overcommit_memory 1): an oversized batch is never refused")
+    k = ceiling // (8192 * 8192 * 3 * 4) + 2
+    if k > 4096:
+        pytest.skip("more memory than images_per_run can reach")
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(k):
+        img.write_png(folder / f"a{i:04d}.png", 8, 8, seed=i)
+    Image.new("RGB", (8192, 8192), (10, 200, 30)).save(folder / "b_large.png")
+    for i in range(k - 1):
+        img.write_png(folder / f"c{i:04d}.png", 8, 8, seed=1000 + i)
+    return k
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "DEFECT: in a shared job the MemoryError of the oversized run batch (see the test below) hangs the whole job: "
+    "the server whose claim held the 8192x8192 image fails its prompt, its batch stays 'running' and keeps its "
+    "claims (k images) for ever, its lease renewed because the server is alive; the other server's loader waits "
+    "'for k images on another server' indefinitely (its prompt never ends, its queue never idles: seen for > 60 s "
+    "with a 3 s lease). _decode_claims gives claims back only on DecodeError."))
+def test_a_shared_job_with_one_huge_image_among_small_ones_and_a_large_k_finishes(pair: list[ComfyServer]) -> None:
+    folder = pair[0].input_dir / "huge"
+    k = huge_among_small(folder)
+    time.sleep(RACY_S)
+    clients = [ComfyClient(s.url) for s in pair]
+    for c in clients:
+        prompt: dict = {"1": loader_node(str(folder), images_per_run=k, shared_job="huge")}
+        prompt[DUMP] = {"class_type": "BIPTestNullSink", "inputs": {"images": slow_or_failing(prompt, 0.3, ""),
+                                                                    "mask": ["1", 1]}}
+        c.queue_prompt(prompt)
+    deadline, wedged_since = time.monotonic() + 120, None
+    while True:
+        rows = [row(c, folder) for c in clients]
+        if all(r.get("state") == "complete" for r in rows):
+            break
+        failed = [c for c in clients if any(ev == "execution_error" for r in batch_runs(c, str(folder))
+                                            for ev, _ in r.messages)]
+        waiting = [r for r in rows if "waiting for" in r.get("text", "")]
+        if failed and waiting and not any(c.queue()["queue_running"] for c in failed):
+            wedged_since = wedged_since or time.monotonic()
+            if time.monotonic() - wedged_since > 3 * LEASE_S:  # an expired claim would have been taken over
+                for c in clients:  # let the waiting prompt go before the servers stop
+                    c.request("POST", "/batch_image_processing/stop", {"all": True, "all_servers": True})
+                    c.interrupt()
+                raise AssertionError(f"hung: a server failed its run and holds its claims; the other waits: "
+                                     f"{[r.get('text') for r in rows]}")
+        assert time.monotonic() < deadline, f"neither complete nor wedged: {[r.get('text') for r in rows]}"
+        time.sleep(0.3)
