@@ -499,9 +499,11 @@ def test_two_servers_sharing_a_folder_of_large_images_do_each_once_with_its_own_
     assert sum(run_lengths(clients[0], folder, dump) + run_lengths(clients[1], folder, dump)) == len(pixels)
 
 
-def huge_among_small(folder: Path) -> int:
+def huge_among_small(folder: Path, lead: bool = False) -> int:
     """k small images, one 8192 x 8192, k - 1 small: k (= images_per_run) slices of the large one are more
-    than this machine can allocate at once (see commit_ceiling); skips where no allocation is refused."""
+    than this machine can allocate at once (see commit_ceiling); skips where no allocation is refused.
+    lead: a 700 x 700 image (below the pool's write size, slower to decode than the small ones) takes the
+    first of the last k places, so that a run claiming them gives the pool a head start on the large one."""
     ceiling = commit_ceiling()
     if ceiling is None:
         pytest.skip("this kernel grants any allocation (overcommit_memory 1): an oversized batch is never refused")
@@ -511,8 +513,10 @@ def huge_among_small(folder: Path) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(k):
         img.write_png(folder / f"a{i:04d}.png", 8, 8, seed=i)
-    Image.new("RGB", (8192, 8192), (10, 200, 30)).save(folder / "b_large.png")
-    for i in range(k - 1):
+    if lead:
+        img.write_png(folder / "b0_lead.png", 700, 700, seed=7)
+    Image.new("RGB", (8192, 8192), (10, 200, 30)).save(folder / "b1_large.png")
+    for i in range(k - 1 - lead):
         img.write_png(folder / f"c{i:04d}.png", 8, 8, seed=1000 + i)
     return k
 
@@ -525,14 +529,16 @@ def huge_among_small(folder: Path) -> int:
     "with a 3 s lease). _decode_claims gives claims back only on DecodeError."))
 def test_a_shared_job_with_one_huge_image_among_small_ones_and_a_large_k_finishes(pair: list[ComfyServer]) -> None:
     folder = pair[0].input_dir / "huge"
-    k = huge_among_small(folder)
+    k = huge_among_small(folder, lead=True)
     time.sleep(RACY_S)
     clients = [ComfyClient(s.url) for s in pair]
-    for c in clients:
+    for n, c in enumerate(clients):  # the second server presses once the first holds the k small ones
         prompt: dict = {"1": loader_node(str(folder), images_per_run=k, shared_job="huge")}
-        prompt[DUMP] = {"class_type": "BIPTestNullSink", "inputs": {"images": slow_or_failing(prompt, 0.3, ""),
+        prompt[DUMP] = {"class_type": "BIPTestNullSink", "inputs": {"images": slow_or_failing(prompt, 1.0, ""),
                                                                     "mask": ["1", 1]}}
         c.queue_prompt(prompt)
+        if n == 0:
+            c.wait_for(lambda c=c: row(c, folder).get("run_images") == k, timeout=60, what="the first run claimed")
     deadline, wedged_since = time.monotonic() + 120, None
     while True:
         rows = [row(c, folder) for c in clients]
