@@ -549,7 +549,7 @@ def test_a_shared_job_with_one_huge_image_among_small_ones_and_a_large_k_finishe
         waiting = [r for r in rows if "waiting for" in r.get("text", "")]
         if failed and waiting and not any(c.queue()["queue_running"] for c in failed):
             wedged_since = wedged_since or time.monotonic()
-            if time.monotonic() - wedged_since > 3 * LEASE_S:  # an expired claim would have been taken over
+            if time.monotonic() - wedged_since > 2 * LEASE_S:  # an expired claim would have been taken over
                 for c in clients:  # let the waiting prompt go before the servers stop
                     c.request("POST", "/batch_image_processing/stop", {"all": True, "all_servers": True})
                     c.interrupt()
