@@ -522,7 +522,8 @@ def huge_among_small(folder: Path, lead: bool = False) -> int:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "DEFECT: in a shared job the MemoryError of the oversized run batch (see the test below) hangs the whole job: "
+    "DEFECT: in a shared job the MemoryError of the oversized run batch (test_one_large_image_among_small_ones_with_"
+    "a_large_k_is_loaded_as_a_run_of_one) hangs the whole job: "
     "the server whose claim held the 8192x8192 image fails its prompt, its batch stays 'running' and keeps its "
     "claims (k images) for ever, its lease renewed because the server is alive; the other server's loader waits "
     "'for k images on another server' indefinitely (its prompt never ends, its queue never idles: seen for > 60 s "
