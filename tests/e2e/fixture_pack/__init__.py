@@ -2,6 +2,9 @@
 on chosen file names (downstream failures), one that waits (time to press Cancel or Stop), and a
 "free" image source (the benchmarks' lower bound for any loader)."""
 
+import os
+import sys
+import threading
 import time
 import typing
 
@@ -165,6 +168,92 @@ class BIPTestNullSink:
         return {"ui": info}
 
 
+_POOL_FILLS = [0]
+_POOL_FILLS_LOCK = threading.Lock()
+
+
+def _count_pool_fills() -> None:
+    """Wrap the pack's RunBatch.fill (once) to count the slices its decoding pool threads wrote: a
+    test can then tell that a run really came from the pool path (utils/images/run_batch.py)."""
+    for name, module in list(sys.modules.items()):
+        if not name.endswith(".utils.images.run_batch"):
+            continue
+        cls = getattr(module, "RunBatch", None)
+        if not isinstance(cls, type) or getattr(cls, "_bip_counted", False):
+            continue
+        inner = cls.fill
+
+        def fill(self, index, decoded, _inner=inner):
+            ok = _inner(self, index, decoded)
+            if ok and threading.current_thread().name.startswith("batch-run-decode"):
+                with _POOL_FILLS_LOCK:
+                    _POOL_FILLS[0] += 1
+            return ok
+
+        cls.fill = fill
+        cls._bip_counted = True
+
+
+class BIPTestDumpRun:
+    """Writes the IMAGE and MASK it gets, row by row, as .npy files named after the run's inputs
+    (RUN_FILES, one per line; '/' as '__'; a name met again gets '.dupN'), so tests compare exact
+    float32 values. keep: also holds on to every IMAGE/MASK it was given (as a downstream node that
+    caches its input would) and fails when one of them changed since, or when a new one shares
+    memory with one held. Passes IMAGE on; its ui output counts the slices the pack's decoding pool wrote so far."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+    _held: typing.ClassVar[dict] = {}  # node id -> [(tensor given, its copy, "IMAGE"|"MASK")]
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        _count_pool_fills()  # at validation, before the loader of the prompt runs
+        return {"required": {"images": ("IMAGE",), "mask": ("MASK",), "run_files": ("STRING", {"default": ""}),
+                             "out_dir": ("STRING", {"default": ""}), "keep": ("BOOLEAN", {"default": False})},
+                "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    def run(self, images, mask, run_files, out_dir, keep, unique_id=None):
+        import numpy as np
+
+        names = run_files.split("\n")
+        if len(names) != images.shape[0] or mask.shape[0] != images.shape[0]:
+            raise ValueError(f"{len(names)} names, IMAGE {list(images.shape)}, MASK {list(mask.shape)}")
+        os.makedirs(out_dir, exist_ok=True)
+        for i, name in enumerate(names):
+            stem = os.path.join(out_dir, name.replace("/", "__"))
+            n = 0
+            while os.path.exists(stem + (f".dup{n}" if n else "") + ".image.npy"):
+                n += 1
+            stem += f".dup{n}" if n else ""
+            np.save(stem + ".image.npy", images[i].numpy())
+            np.save(stem + ".mask.npy", mask[i].numpy())
+        if keep:
+            self._check_held(self._held.setdefault(str(unique_id), []), images, mask)
+        with _POOL_FILLS_LOCK:
+            fills = _POOL_FILLS[0]
+        return {"ui": {"pool_fills": [fills], "shape": [list(images.shape)]}, "result": (images,)}
+
+    @staticmethod
+    def _check_held(held, images, mask):
+        def span(t):
+            start = t.data_ptr()
+            return t.untyped_storage().data_ptr(), start, start + t.numel() * t.element_size()
+
+        for old, copy, what in held:
+            if not old.equal(copy):
+                raise ValueError(f"a {what} handed out by an earlier run changed afterwards")
+            base, start, end = span(old)
+            for new in (images, mask):
+                nbase, nstart, nend = span(new)
+                if nbase == base and nstart < end and start < nend:
+                    raise ValueError(f"this run's tensor shares memory with a {what} of an earlier run")
+        held += [(images, images.clone(), "IMAGE"), (mask, mask.clone(), "MASK")]
+        del held[:-16]
+
+
 NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestSleep": BIPTestSleep, "BIPTestSleepOn": BIPTestSleepOn,
                        "BIPTestNoiseImage": BIPTestNoiseImage, "BIPTestNullSink": BIPTestNullSink,
-                       "BIPTestCancelAtEnd": BIPTestCancelAtEnd, "BIPTestClearHistoryAfter": BIPTestClearHistoryAfter}
+                       "BIPTestCancelAtEnd": BIPTestCancelAtEnd, "BIPTestClearHistoryAfter": BIPTestClearHistoryAfter,
+                       "BIPTestDumpRun": BIPTestDumpRun}
