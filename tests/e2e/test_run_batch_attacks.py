@@ -415,21 +415,11 @@ def commit_ceiling() -> int | None:
     return total
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT (two symptoms). 1: RunBatch allocates [n,H,W,3] float32 for all n images of the *scheduled* run (n = "
-    "min(K, files left)) at the size of the first large image decoded, whatever size the others have: one 8192x8192 "
-    "image ahead of K-1 small ones makes the pool ask for K x 805 MB. Above RAM+swap numpy raises MemoryError in the "
-    "pool thread (run_batch.py fill), take() re-raises it in the loader (not a DecodeError): the prompt fails with a "
-    "raw 'Unable to allocate 24.8 GiB' where 3eb01ac (before 90c6049) loaded the image as a run of one (805 MB). "
-    "Realistic: 24 MP photos of both orientations, K = 64, 16 GB machine (64 x 288 MB > 16 GB), though every real "
-    "run is 1-2 images. 2: after that exception in load_next the batch stays 'running' (position 33, no last_error) "
-    "with nothing queued, and every later Queue press is refused ('the batch ... is running ... press Stop batch "
-    "first'), in Continue and in Reset mode; Stop batch does not end it either (status 'stopping after this image' "
-    "for ever, presses still refused): only POST /batch_image_processing/reset (progress forgotten) or a restart "
-    "gets the folder going again. (If 1 is fixed, 2 needs another unexpected exception in the loader.)"))
 def test_one_large_image_among_small_ones_with_a_large_k_is_loaded_as_a_run_of_one(
     client: ComfyClient, input_folder: Path, tmp_path: Path
 ) -> None:
+    """Was a defect: the pool's batch for the scheduled run, sized K x the 8192 px image, raised
+    MemoryError out of the loader and left the batch 'running'. Now a batch over 4 GiB is not made."""
     k = huge_among_small(input_folder)  # run 1: k small images; the pool decodes run 2 (the large one first)
     time.sleep(RACY_S)
 
@@ -521,14 +511,9 @@ def huge_among_small(folder: Path, lead: bool = False) -> int:
     return k
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT: in a shared job the MemoryError of the oversized run batch (test_one_large_image_among_small_ones_with_"
-    "a_large_k_is_loaded_as_a_run_of_one) hangs the whole job: "
-    "the server whose claim held the 8192x8192 image fails its prompt, its batch stays 'running' and keeps its "
-    "claims (k images) for ever, its lease renewed because the server is alive; the other server's loader waits "
-    "'for k images on another server' indefinitely (its prompt never ends, its queue never idles: seen for > 60 s "
-    "with a 3 s lease). _decode_claims gives claims back only on DecodeError."))
 def test_a_shared_job_with_one_huge_image_among_small_ones_and_a_large_k_finishes(pair: list[ComfyServer]) -> None:
+    """Was a defect: the same MemoryError in a shared job kept the failing server's claims for ever
+    and the other server waited for them."""
     folder = pair[0].input_dir / "huge"
     k = huge_among_small(folder, lead=True)
     time.sleep(RACY_S)
