@@ -212,3 +212,66 @@ def test_three_servers_share_a_folder_four_images_per_claim(tmp_path_factory: py
     finally:
         for server in servers:
             server.stop()
+
+
+def break_loading(client: ComfyClient, marker: str) -> None:
+    """Images whose names contain marker now fail to load with an unforeseen error ("" mends it)."""
+    client.queue_prompt({"b": {"class_type": "BIPTestBreakLoading", "inputs": {"marker": marker}}})
+    client.wait_idle()
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_an_unforeseen_failure_loading_images_stops_the_batch_with_it_and_the_next_press_resumes(
+    client: ComfyClient, input_folder: Path, tmp_path: Path, k: int
+) -> None:
+    names = ["img0.png", "img1.png", "img2.png", "img3.png", "img4boom.png", "img5.png"]
+    for i, name in enumerate(names):
+        img.write_png(input_folder / name, 8, 8, seed=i)
+    time.sleep(2.1)  # prefetched too, as in a real folder
+    out = tmp_path / "out"
+    break_loading(client, "boom")
+    try:
+        client.queue_prompt(run_workflow(input_folder, out, k))
+        client.wait_idle()
+        row = batch_status(client, input_folder)[0]
+        assert row["state"] == "stopped", f"the batch was left {row['state']!r}: every later press is refused"
+        assert "injected failure reading img4boom.png" in row["last_error"]
+        assert results(out) == names[:3] + (["img3.png"] if k == 1 else [])
+    finally:
+        break_loading(client, "")
+    client.queue_prompt(run_workflow(input_folder, out, k))  # the next press resumes where it stopped
+    client.wait_idle()
+    assert results(out) == sorted(names)
+    assert batch_status(client, input_folder)[0]["state"] == "complete"
+
+
+def test_a_shared_run_that_fails_unforeseen_gives_its_claims_back_at_once(
+    tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Server A claims the whole folder as one run and fails loading it: server B, pressed after,
+    finishes the folder long before A's claims (60 s lease) could expire."""
+    base = tmp_path_factory.mktemp("giveback")
+    servers = [ComfyServer(base, with_fixture_pack=True, name=f"server{i}", env={"BATCH_IMAGE_LEASE_S": "60"})
+               for i in range(2)]
+    try:
+        for server in servers:
+            server.start()
+        folder = servers[0].input_dir / "shared"
+        folder.mkdir()
+        names = [f"img{i}{'boom' if i == 2 else ''}.png" for i in range(6)]
+        for i, name in enumerate(names):
+            img.write_png(folder / name, 8, 8, seed=i)
+        out = servers[0].output_dir / "giveback_out"
+        a, b = (ComfyClient(s.url) for s in servers)
+        break_loading(a, "boom")
+        a.queue_prompt(run_workflow(folder, out, 6, shared_job="giveback"))
+        a.wait_idle(timeout=60)
+        assert "injected failure" in batch_status(a, folder)[0]["last_error"] and results(out) == []
+        started = time.monotonic()
+        b.queue_prompt(run_workflow(folder, out, 6, shared_job="giveback"))
+        b.wait_idle(timeout=50)
+        assert results(out) == sorted(names), "the other server did not finish the run the failing one had claimed"
+        assert time.monotonic() - started < 30, "the claims were only taken over when their lease ran out"
+    finally:
+        for server in servers:
+            server.stop()

@@ -253,7 +253,44 @@ class BIPTestDumpRun:
         del held[:-16]
 
 
-NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestSleep": BIPTestSleep, "BIPTestSleepOn": BIPTestSleepOn,
+class BIPTestBreakLoading:
+    """Makes the pack's image loading fail with an error nobody foresaw (not an unreadable file)
+    for file names containing `marker`; an empty marker puts the real loading back."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"marker": ("STRING", {"default": ""})}}
+
+    @classmethod
+    def IS_CHANGED(cls, **kwargs):
+        return float("nan")
+
+    def run(self, marker):
+        import os
+        import sys
+
+        for name, module in list(sys.modules.items()):
+            if not name.endswith("utils.images.prefetch") or not hasattr(module, "decode_image"):
+                continue
+            real = getattr(module, "_bip_real_decode_image", module.decode_image)
+            module._bip_real_decode_image = real
+
+            def broken(path, *args, _real=real, **kwargs):
+                if marker in os.path.basename(path):
+                    raise RuntimeError(f"injected failure reading {os.path.basename(path)}")
+                return _real(path, *args, **kwargs)
+
+            module.decode_image = broken if marker else real
+        return {}
+
+
+NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestBreakLoading": BIPTestBreakLoading,
+                       "BIPTestSleep": BIPTestSleep, "BIPTestSleepOn": BIPTestSleepOn,
                        "BIPTestNoiseImage": BIPTestNoiseImage, "BIPTestNullSink": BIPTestNullSink,
                        "BIPTestCancelAtEnd": BIPTestCancelAtEnd, "BIPTestClearHistoryAfter": BIPTestClearHistoryAfter,
                        "BIPTestDumpRun": BIPTestDumpRun}
