@@ -184,3 +184,19 @@ def test_no_slice_after_an_image_of_another_size_is_written(tmp_path: Path) -> N
     assert batch.fill(0, a) and not batch.fill(1, b)
     assert not batch.fill(2, a) and not batch.fill(3, a), "slices after the run's end were written"
     assert batch.tensors([(0, a)]) is not None
+
+
+def test_a_run_partly_on_its_way_already_gets_no_batch_of_its_own(tmp_path: Path) -> None:
+    """A window sliding by one image (every run one image of alternating sizes) would otherwise
+    give each new image a batch for the whole run, holding one stray slice each."""
+    paths = []
+    for i in range(3):
+        img.write_png(tmp_path / f"i{i}.png", 6, 4, seed=i)
+        paths.append(str(tmp_path / f"i{i}.png"))
+    pool = Prefetcher()
+    pool.schedule_run("k", [(0, paths[0]), (1, paths[1])], "Convert to sRGB", [0, 1])
+    first = pool.take("k", 0, paths[0])
+    pool.schedule_run("k", [(1, paths[1]), (2, paths[2])], "Convert to sRGB", [1, 2])
+    newcomer = pool.take("k", 2, paths[2])
+    assert first is not None and first.run_batch is not None, "a fresh run is written by the pool"
+    assert newcomer is not None and newcomer.run_batch is None, "the newcomer got a batch for strays"

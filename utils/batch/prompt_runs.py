@@ -48,11 +48,11 @@ class LoadedImage:
 
     def tensors(self, device: Any, dtype: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """IMAGE and MASK of the image, or of the whole run as one batch [k, H, W, ...]."""
-        if not self.more:
-            return self.image.tensors(device, dtype)
         written = list(dict.fromkeys(m.image.run_batch for m in self.members if m.image.run_batch is not None))
         for m in self.members:  # the batches live on in the tensors handed out, not in the images
             m.image.run_batch = None
+        if not self.more:
+            return self.image.tensors(device, dtype)
         if run_batch.wanted(device, dtype):
             pixels = [(m.index, m.image.decoded) for m in self.members]
             for candidate in written:

@@ -154,7 +154,9 @@ class Prefetcher:
         """Start decoding the images (index, path) of a run of batch key on the run pool, those not
         already on their way; images of the key behind the first are dropped. Each is then handed
         over by take(), as one image ahead is. run_indices (all of the run's images, also one
-        decoded already): each image is also written into its slice of that run's batch."""
+        decoded already): each image is also written into its slice of that run's batch, unless
+        some of them are on their way already (into an earlier batch: a run scheduled before, or
+        a window sliding by one image when every run is one image)."""
         if not images:
             return
         target = (None, None, color_profile)
@@ -168,6 +170,8 @@ class Prefetcher:
             slots = self._pending.setdefault(key, {})
             first = images[0][0]
             dropped = [slots.pop(i) for i in list(slots) if i < first]
+            if any(slots.get(index) is not None for index, _ in images):
+                run_batch = None  # some of the run go to an earlier batch: this one would only hold strays
             for (index, path), signature in zip(images, signatures, strict=True):
                 same = slots.get(index)
                 if same is not None and (same.path, same.target[2], same.signature) == (path, color_profile,
