@@ -17,6 +17,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +155,21 @@ class ComfyServer:
 
     def log_tail(self, lines: int = 80) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+@contextmanager
+def shared_servers(base: Path, count: int, lease_s: float) -> Iterator[list[ComfyServer]]:
+    """count servers of one install (one base folder, their own ports) with the fixture pack and a
+    shared_job lease of lease_s seconds, started; stopped when the block ends."""
+    servers = [ComfyServer(base, with_fixture_pack=True, name=f"server{i}", env={"BATCH_IMAGE_LEASE_S": str(lease_s)})
+               for i in range(count)]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
 
 
 class ComfyClient:

@@ -245,3 +245,13 @@ def rgb16_ramp(width: int = 40, height: int = 20, alpha: bool = False) -> np.nda
     """16-bit RGB(A) pixels whose values differ in the low byte (an 8-bit decoder loses them)."""
     rng = np.random.default_rng(5)
     return rng.integers(0, 65536, (height, width, 4 if alpha else 3), dtype=np.uint16)
+
+
+def write_pixel_kinds(folder: Path, width: int = 5, height: int = 4) -> list[Path]:
+    """RGB, RGBA, 16-bit RGB and gray PNGs of one size: every way a pixel reaches a batch tensor."""
+    paths = [folder / n for n in ("rgb.png", "rgba.png", "deep.png", "gray.png")]
+    write_png(paths[0], width, height, seed=1)
+    write_rgba_png(paths[1], width, height)
+    write_rgb16_png(paths[2], width, height)
+    Image.new("L", (width, height), 77).save(paths[3])
+    return paths

@@ -10,7 +10,7 @@ from pathlib import Path
 import imagefiles as img
 import numpy as np
 import pytest
-from harness import ComfyClient, ComfyServer
+from harness import ComfyClient, ComfyServer, shared_servers
 from helpers import batch_runs, batch_status
 from PIL import Image
 from workflows import loader_node, saver_node, slow_or_failing
@@ -190,12 +190,7 @@ def test_kill_mid_run_then_resume_loses_nothing_and_redoes_at_most_one_run(own_s
 
 
 def test_three_servers_share_a_folder_four_images_per_claim(tmp_path_factory: pytest.TempPathFactory) -> None:
-    base = tmp_path_factory.mktemp("farm4")
-    servers = [ComfyServer(base, with_fixture_pack=True, name=f"server{i}", env={"BATCH_IMAGE_LEASE_S": "3"})
-               for i in range(3)]
-    try:
-        for server in servers:
-            server.start()
+    with shared_servers(tmp_path_factory.mktemp("farm4"), 3, 3) as servers:
         folder = servers[0].input_dir / "shared"
         folder.mkdir()
         for i in range(30):
@@ -209,9 +204,6 @@ def test_three_servers_share_a_folder_four_images_per_claim(tmp_path_factory: py
         assert results(out) == [f"img{i:02d}.png" for i in range(30)], "each image exactly once"
         worked = [sum(r.status == "success" for r in batch_runs(c, str(folder))) for c in clients]
         assert sum(worked) < 20, f"prompts per server {worked}: the images did not come in runs"
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def break_loading(client: ComfyClient, marker: str) -> None:
@@ -250,12 +242,7 @@ def test_a_shared_run_that_fails_unforeseen_gives_its_claims_back_at_once(
 ) -> None:
     """Server A claims the whole folder as one run and fails loading it: server B, pressed after,
     finishes the folder long before A's claims (60 s lease) could expire."""
-    base = tmp_path_factory.mktemp("giveback")
-    servers = [ComfyServer(base, with_fixture_pack=True, name=f"server{i}", env={"BATCH_IMAGE_LEASE_S": "60"})
-               for i in range(2)]
-    try:
-        for server in servers:
-            server.start()
+    with shared_servers(tmp_path_factory.mktemp("giveback"), 2, 60) as servers:
         folder = servers[0].input_dir / "shared"
         folder.mkdir()
         names = [f"img{i}{'boom' if i == 2 else ''}.png" for i in range(6)]
@@ -272,6 +259,3 @@ def test_a_shared_run_that_fails_unforeseen_gives_its_claims_back_at_once(
         b.wait_idle(timeout=50)
         assert results(out) == sorted(names), "the other server did not finish the run the failing one had claimed"
         assert time.monotonic() - started < 30, "the claims were only taken over when their lease ran out"
-    finally:
-        for server in servers:
-            server.stop()

@@ -23,7 +23,7 @@ import iccprofiles
 import imagefiles as img
 import numpy as np
 import pytest
-from harness import ComfyClient, ComfyServer
+from harness import ComfyClient, ComfyServer, shared_servers
 from helpers import batch_runs, batch_status
 from PIL import Image
 from workflows import loader_node, saver_node, slow_or_failing
@@ -457,16 +457,8 @@ LEASE_S = 3.0
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ComfyServer]]:
     """Two servers on one base folder (the last tests of this file: started once for both)."""
-    base = tmp_path_factory.mktemp("run-batch-pair")
-    servers = [ComfyServer(base, with_fixture_pack=True, name=f"server{i}", env={"BATCH_IMAGE_LEASE_S": str(LEASE_S)})
-               for i in range(2)]
-    try:
-        for server in servers:
-            server.start()
+    with shared_servers(tmp_path_factory.mktemp("run-batch-pair"), 2, LEASE_S) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def test_two_servers_sharing_a_folder_of_large_images_do_each_once_with_its_own_pixels(

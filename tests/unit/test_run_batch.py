@@ -15,22 +15,17 @@ from batch_image_processing.utils.batch.batch import Batch
 from batch_image_processing.utils.batch.prompt_runs import STOP_ON_ERROR, LoaderRun
 from batch_image_processing.utils.batch.run import pick_run, prefetch_after
 from batch_image_processing.utils.batch.state import BatchSettings, StateStore
-from batch_image_processing.utils.images import prefetch, run_batch
+from batch_image_processing.utils.images import run_batch
 from batch_image_processing.utils.images.decode import decode_image
 from batch_image_processing.utils.images.prefetch import Prefetcher
 from batch_image_processing.utils.images.run_batch import RunBatch
 from batch_image_processing.utils.images.tensors import to_tensors
-from PIL import Image
 
 LOCK = threading.RLock()
 CPU = ("cpu", torch.float32)
 
 
-@pytest.fixture(autouse=True)
-def every_image_written_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The test images are tiny: let the pool write them as it does large ones; trust their fresh timestamps."""
-    monkeypatch.setattr(run_batch, "POOL_WRITE_MIN_PIXELS", 0)
-    monkeypatch.setattr(prefetch, "RACY_WINDOW_NS", 0)
+pytestmark = pytest.mark.usefixtures("pool_writes_every_image")
 
 
 def singles(decoded: list) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,11 +34,7 @@ def singles(decoded: list) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_slices_written_by_several_threads_equal_the_images_converted_one_by_one(tmp_path: Path) -> None:
-    img.write_png(tmp_path / "rgb.png", 5, 4, seed=1)
-    img.write_rgba_png(tmp_path / "rgba.png", 5, 4)
-    img.write_rgb16_png(tmp_path / "deep.png", 5, 4)
-    Image.new("L", (5, 4), 77).save(tmp_path / "gray.png")
-    decoded = [decode_image(str(tmp_path / n)) for n in ("rgb.png", "rgba.png", "deep.png", "gray.png")]
+    decoded = [decode_image(str(path)) for path in img.write_pixel_kinds(tmp_path)]
     batch = RunBatch([10, 11, 12, 13])
     threads = [threading.Thread(target=batch.fill, args=(10 + i, d)) for i, d in enumerate(decoded)]
     for t in threads:

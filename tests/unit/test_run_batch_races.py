@@ -19,7 +19,7 @@ from batch_image_processing.utils.batch.batch import Batch
 from batch_image_processing.utils.batch.prompt_runs import SKIP_ON_ERROR, LoaderRun
 from batch_image_processing.utils.batch.run import pick_run, prefetch_after
 from batch_image_processing.utils.batch.state import BatchSettings, StateStore
-from batch_image_processing.utils.images import prefetch, run_batch
+from batch_image_processing.utils.images import run_batch
 from batch_image_processing.utils.images.decode import DecodeError, decode_image
 from batch_image_processing.utils.images.prefetch import Prefetcher
 from batch_image_processing.utils.images.run_batch import RunBatch
@@ -30,10 +30,7 @@ LOCK = threading.RLock()
 CPU = ("cpu", torch.float32)
 
 
-@pytest.fixture(autouse=True)
-def every_image_written_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run_batch, "POOL_WRITE_MIN_PIXELS", 0)
-    monkeypatch.setattr(prefetch, "RACY_WINDOW_NS", 0)
+pytestmark = pytest.mark.usefixtures("pool_writes_every_image")
 
 
 def test_a_slice_still_being_written_is_not_handed_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

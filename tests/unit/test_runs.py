@@ -26,7 +26,6 @@ from batch_image_processing.utils.images.decode import DecodeError, decode_image
 from batch_image_processing.utils.images.prefetch import Prefetcher, decode_only
 from batch_image_processing.utils.images.tensors import to_batch_tensors, to_tensors
 from batch_image_processing.utils.saving.naming import NamingError
-from PIL import Image
 
 LOCK = threading.RLock()
 
@@ -173,11 +172,7 @@ def test_a_decode_the_pool_has_not_started_is_left_to_the_prompt_thread(tmp_path
 
 
 def test_batch_tensors_equal_the_single_images_stacked(tmp_path: Path) -> None:
-    img.write_png(tmp_path / "rgb.png", 5, 4, seed=1)
-    img.write_rgba_png(tmp_path / "rgba.png", 5, 4)
-    img.write_rgb16_png(tmp_path / "deep.png", 5, 4)
-    Image.new("L", (5, 4), 77).save(tmp_path / "gray.png")
-    decoded = [decode_image(str(tmp_path / n)) for n in ("rgb.png", "rgba.png", "deep.png", "gray.png")]
+    decoded = [decode_image(str(path)) for path in img.write_pixel_kinds(tmp_path)]
     image, mask = to_batch_tensors(decoded, "cpu", torch.float32)
     singles = [to_tensors(d, "cpu", torch.float32) for d in decoded]
     assert image.shape == (4, 4, 5, 3) and mask.shape == (4, 4, 5) and image.dtype == torch.float32
