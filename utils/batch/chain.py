@@ -14,6 +14,7 @@ from .. import log
 from ..comfy import bridge
 from ..comfy.prompt_watcher import PromptWatcher
 from ..comfy.queue_control import QueueError, build_payload, describe_node_errors, post_prompt
+from ..images.host_buffers import host_buffers
 from ..images.prefetch import Prefetcher
 from .batch import COMPLETE, QUEUED, RUNNING, STOP_CANCEL, STOP_REMOVED, STOPPED, Batch
 from .events import BatchEvents
@@ -135,6 +136,7 @@ class BatchChain:
     def end(self, batch: Batch, status: str, error: str = "") -> None:
         batch.end_chain(status, error)
         self.prefetcher.discard(batch.key)
+        host_buffers.trim()  # its images' memory goes back to the system (utils/images/host_buffers.py)
         batch.save(self._registry.store)
         batch.log_end(status, error)
         self.events.status(batch)

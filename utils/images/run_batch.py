@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .decode import DecodedImage
+from .host_buffers import host_buffers
 
 # Below this many pixels an image's slice is written on the prompt's thread (see above).
 POOL_WRITE_MIN_PIXELS = 512 * 1024
@@ -92,7 +93,8 @@ class RunBatch:
                 try:
                     if 16 * shape[0] * shape[1] * shape[2] > MAX_BATCH_BYTES:
                         raise MemoryError
-                    self._image, self._mask = np.empty((*shape, 3), np.float32), np.zeros(shape, np.float32)
+                    self._image = host_buffers.empty((*shape, 3), np.float32)
+                    self._mask = np.zeros(shape, np.float32)
                 except MemoryError:
                     self._image = self._mask = None
                     self._unusable = True

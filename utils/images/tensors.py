@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .decode import DecodedImage
+from .host_buffers import host_buffers
 from .run_batch import write_slice
 
 _NUMPY_FLOATS = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
@@ -33,7 +34,7 @@ def _host_empty(shape: tuple[int, ...], dtype: torch.dtype, zero: bool = False) 
     np_dtype = _NUMPY_FLOATS.get(dtype)
     if np_dtype is None:
         return None
-    return torch.from_numpy((np.zeros if zero else np.empty)(shape, np_dtype))
+    return torch.from_numpy(np.zeros(shape, np_dtype) if zero else host_buffers.empty(shape, np_dtype))
 
 
 def _convert(
@@ -82,7 +83,7 @@ def to_batch_tensors(
     device = torch.device(device)
     shape = (len(images), images[0].height, images[0].width)
     if device.type == "cpu" and dtype == torch.float32:
-        host_image, host_mask = np.empty((*shape, 3), np.float32), np.zeros(shape, np.float32)
+        host_image, host_mask = host_buffers.empty((*shape, 3), np.float32), np.zeros(shape, np.float32)
         for i, decoded in enumerate(images):  # numpy, not torch: see run_batch.write_slice
             write_slice(host_image[i], host_mask[i], decoded)
         return torch.from_numpy(host_image), torch.from_numpy(host_mask)
