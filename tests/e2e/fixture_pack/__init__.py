@@ -289,7 +289,44 @@ class BIPTestBreakLoading:
         return {}
 
 
+class BIPTestFreeDecoding:
+    """The benchmarks' bound for the pack's own work: with `enabled`, each image the pack decodes
+    is remembered and its pixels handed out again on the next read of that file, so decoding costs
+    nothing (the files must not change meanwhile); disabled, the real decoding is back."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"enabled": ("BOOLEAN", {"default": False})}}
+
+    @classmethod
+    def IS_CHANGED(cls, **kwargs):
+        return float("nan")
+
+    def run(self, enabled):
+        for name, module in list(sys.modules.items()):
+            if not name.endswith("utils.images.prefetch") or not hasattr(module, "decode_image"):
+                continue
+            real = getattr(module, "_bip_real_decode_image", module.decode_image)
+            module._bip_real_decode_image = real
+            remembered = {}
+
+            def free(path, *args, _real=real, _remembered=remembered):
+                key = (path, *args)
+                if key not in _remembered:
+                    _remembered[key] = _real(path, *args)
+                return _remembered[key]
+
+            module.decode_image = free if enabled else real
+        return {}
+
+
 NODE_CLASS_MAPPINGS = {"BIPTestFailOn": BIPTestFailOn, "BIPTestBreakLoading": BIPTestBreakLoading,
+                       "BIPTestFreeDecoding": BIPTestFreeDecoding,
                        "BIPTestSleep": BIPTestSleep, "BIPTestSleepOn": BIPTestSleepOn,
                        "BIPTestNoiseImage": BIPTestNoiseImage, "BIPTestNullSink": BIPTestNullSink,
                        "BIPTestCancelAtEnd": BIPTestCancelAtEnd, "BIPTestClearHistoryAfter": BIPTestClearHistoryAfter,
