@@ -186,8 +186,8 @@ class BatchImageLoader:
                     "[k, H, W, 3]: much faster on small images and lets GPU nodes work on a batch. An image of "
                     "another size starts the next run. Memory: up to 2 x k decoded images, this run's and the next "
                     "one's, prepared while this one works (a 1024 px image is 12 MB as IMAGE), and the memory of "
-                    "the run before, kept to be reused, plus whatever the workflow makes of them. Batch Image Saver names each result after "
-                    "its own input. 1: one image per run.",
+                    "the run before, kept to be reused, plus whatever the workflow makes of them. Batch Image "
+                    "Saver names each result after its own input. 1: one image per run.",
                 }),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},

@@ -13,9 +13,9 @@ import os
 import stat
 import warnings
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..log import printable
@@ -25,6 +25,9 @@ from .formats import missing_plugin
 from .pixel_limit import MAX_PIXELS_ENV as MAX_PIXELS_ENV  # where callers have always found it
 from .pixel_limit import max_pixels, pillow_limit_lifted, refusal, too_many_pixels
 from .tiff16 import decode_tiff16
+
+if TYPE_CHECKING:
+    import torch
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour types that Pillow reduces to 8 bits when they are 16-bit (RGB, RGBA).
@@ -141,12 +144,16 @@ def _torchvision_io():
 
 
 def _read_tensor(path: str) -> torch.Tensor:
+    import torch  # here, not at the top: a decode worker process imports torch only when it needs it
+
     with open(path, "rb") as fh:
         return torch.frombuffer(bytearray(fh.read()), dtype=torch.uint8)
 
 
 def _hwc_numpy(chw: torch.Tensor) -> np.ndarray:
     """CHW tensor from torchvision -> HxWxC numpy array (no copy when the memory is already HWC)."""
+    import torch
+
     hwc = chw.permute(1, 2, 0)
     if chw.dtype == torch.uint16:  # numpy has uint16, torch cannot hand it over: go through int16
         return hwc.view(torch.int16).numpy().view(np.uint16)

@@ -24,7 +24,8 @@ import torch
 
 from .color import CONVERT_TO_SRGB
 from .decode import DecodedImage, decode_image
-from .run_batch import RunBatch, worth_writing_ahead
+from .decode_processes import DecodeProcesses, register
+from .run_batch import POOL_WRITE_MIN_PIXELS, RunBatch, worth_writing_ahead
 from .tensors import to_tensors
 
 # A change inside the file system's timestamp granularity can leave every stat field equal (a
@@ -38,6 +39,20 @@ PREFETCH_AHEAD = 2
 # images_per_run > 1 decodes a run's images on this many threads (the machine's cores, up to 8):
 # large images then approach the machine's decode rate instead of one core's.
 RUN_DECODE_THREADS = max(2, min(8, os.cpu_count() or 2))
+# images_per_run > 1 decodes runs of small images (below POOL_WRITE_MIN_PIXELS) in worker processes
+# (utils/images/decode_processes.py), one per core up to 4 (measured on 2 cores: 256 px PNGs, K=16,
+# 0.77-0.91 ms per image with two, against 1.25-1.31 on threads). BATCH_IMAGE_DECODE_PROCESSES=N sets
+# how many; 0 keeps every decode on threads.
+DECODE_PROCESSES_ENV = "BATCH_IMAGE_DECODE_PROCESSES"
+
+
+def decode_process_count() -> int:
+    raw = os.environ.get(DECODE_PROCESSES_ENV, "").strip()
+    if raw.isdigit():
+        return min(int(raw), 8)
+    return max(1, min(4, os.cpu_count() or 2))
+
+
 # The prefetch threads run at this nice level (Linux): decoding ahead must never slow ComfyUI's
 # own threads (the prompt worker, the server answering the next POST), only use what they leave.
 PREFETCH_NICE = 10
@@ -148,6 +163,24 @@ class Prefetcher:
         self._pending: dict[str, dict[int, _Pending]] = {}
         self._lock = threading.Lock()
         self._run_executor: ThreadPoolExecutor | None = None  # made when a batch first uses images_per_run
+        self._pixels: dict[str, int] = {}  # batch key -> pixels of the last image taken (picks the decoder)
+        count = decode_process_count()
+        self._processes = register(DecodeProcesses(
+            count, PreparedImage, lambda path, mode: decode_only(path, None, None, mode),
+            lambda work: self._run_pool().submit(work))) if count else None
+
+    def _run_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._run_executor is None:
+                self._run_executor = ThreadPoolExecutor(
+                    max_workers=RUN_DECODE_THREADS, thread_name_prefix="batch-run-decode",
+                    initializer=_lower_priority)
+            return self._run_executor
+
+    def _in_processes(self, key: str) -> bool:
+        """A run of small images (as the batch's last one was) goes to the decode processes."""
+        small = self._pixels.get(key, POOL_WRITE_MIN_PIXELS) < POOL_WRITE_MIN_PIXELS
+        return small and self._processes is not None and self._processes.available()
 
     def schedule_run(self, key: str, images: list[tuple[int, str]], color_profile: str = CONVERT_TO_SRGB,
                      run_indices: list[int] | None = None) -> None:
@@ -162,11 +195,8 @@ class Prefetcher:
         target = (None, None, color_profile)
         run_batch = RunBatch(run_indices) if run_indices else None
         signatures = [file_signature(path) for _, path in images]  # before the reads
+        pool, processes = self._run_pool(), self._processes if self._in_processes(key) else None
         with self._lock:
-            if self._run_executor is None:
-                self._run_executor = ThreadPoolExecutor(
-                    max_workers=RUN_DECODE_THREADS, thread_name_prefix="batch-run-decode",
-                    initializer=_lower_priority)
             slots = self._pending.setdefault(key, {})
             first = images[0][0]
             dropped = [slots.pop(i) for i in list(slots) if i < first]
@@ -181,7 +211,8 @@ class Prefetcher:
                     dropped.append(slots.pop(index))
                 if signature is not None:
                     into = (run_batch, index) if run_batch is not None else None
-                    future = self._run_executor.submit(decode_only, path, *target, into)
+                    future = processes.submit(path, color_profile) if processes is not None else \
+                        pool.submit(decode_only, path, *target, into)
                     slots[index] = _Pending(path, target, signature, future)
             if not slots:
                 del self._pending[key]
@@ -236,7 +267,9 @@ class Prefetcher:
             return None
         if steal and pending.future.cancel():
             return None
-        return pending.future.result()
+        prepared = pending.future.result()
+        self._pixels[key] = prepared.decoded.height * prepared.decoded.width
+        return prepared
 
     def discard(self, key: str) -> None:
         with self._lock:

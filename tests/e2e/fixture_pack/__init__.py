@@ -292,7 +292,8 @@ class BIPTestBreakLoading:
 class BIPTestFreeDecoding:
     """The benchmarks' bound for the pack's own work: with `enabled`, each image the pack decodes
     is remembered and its pixels handed out again on the next read of that file, so decoding costs
-    nothing (the files must not change meanwhile); disabled, the real decoding is back."""
+    nothing (the files must not change meanwhile; the decode processes are not used meanwhile);
+    disabled, the real decoding is back."""
 
     CATEGORY = "testing"
     RETURN_TYPES = ()
@@ -322,6 +323,12 @@ class BIPTestFreeDecoding:
                 return _remembered[key]
 
             module.decode_image = free if enabled else real
+        for name, module in list(sys.modules.items()):
+            if name.endswith("utils.images.decode_processes") and hasattr(module, "DecodeProcesses"):
+                processes = module.DecodeProcesses
+                real_available = getattr(processes, "_bip_real_available", processes.available)
+                processes._bip_real_available = real_available
+                processes.available = (lambda self: False) if enabled else real_available
         return {}
 
 

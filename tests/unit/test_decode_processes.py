@@ -1,0 +1,188 @@
+"""utils/images/decode_processes.py with real worker processes: the same pixels, errors and
+metadata as decoding here, and every image still decoded when a worker cannot start or dies."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import iccprofiles
+import imagefiles
+import numpy as np
+import pytest
+from batch_image_processing.utils.images import decode_processes as dp
+from batch_image_processing.utils.images.color import CONVERT_TO_SRGB, KEEP_SOURCE
+from batch_image_processing.utils.images.decode import DecodeError, decode_image
+from batch_image_processing.utils.images.pixel_limit import MAX_PIXELS_ENV
+from batch_image_processing.utils.images.prefetch import Prefetcher, PreparedImage, decode_only
+from PIL import Image
+
+
+@pytest.fixture()
+def pool():
+    with ThreadPoolExecutor(2) as executor:
+        yield executor
+
+
+def _processes(pool: ThreadPoolExecutor, count: int = 2) -> dp.DecodeProcesses:
+    processes = dp.DecodeProcesses(count, PreparedImage, lambda p, m: decode_only(p, None, None, m),
+                                   lambda work: pool.submit(work))
+    deadline = time.monotonic() + 60
+    while not processes.available():
+        assert time.monotonic() < deadline, "no decode process became ready"
+        time.sleep(0.02)
+    return processes
+
+
+def _files(folder: Path) -> list[Path]:
+    paths = imagefiles.write_pixel_kinds(folder)
+    imagefiles.write_rgba_png(folder / "rgba.png")
+    imagefiles.write_rgb16_png(folder / "rgb16.png", alpha=True)
+    imagefiles.write_exif_jpeg(folder / "rotated.jpg", orientation=6)
+    imagefiles.write_cmyk_jpeg(folder / "cmyk.jpg")
+    Image.fromarray(imagefiles.rgb_noise(12, 9)).save(folder / "p3.png", icc_profile=iccprofiles.display_p3())
+    return [*paths, *(folder / n for n in ("rgba.png", "rgb16.png", "rotated.jpg", "cmyk.jpg", "p3.png"))]
+
+
+@pytest.mark.parametrize("mode", [CONVERT_TO_SRGB, KEEP_SOURCE])
+def test_a_worker_decodes_exactly_as_this_process_does(tmp_path: Path, pool, mode: str) -> None:
+    processes = _processes(pool)
+    try:
+        paths = _files(tmp_path)
+        futures = [processes.submit(str(p), mode) for p in paths]
+        for path, future in zip(paths, futures, strict=True):
+            got, want = future.result(timeout=60).decoded, decode_image(str(path), mode)
+            assert got.color.dtype == want.color.dtype and np.array_equal(got.color, want.color), path.name
+            assert (got.alpha is None) == (want.alpha is None), path.name
+            if want.alpha is not None:
+                assert np.array_equal(got.alpha, want.alpha), path.name
+            assert (got.scale, got.icc_profile, got.exif) == (want.scale, want.icc_profile, want.exif), path.name
+    finally:
+        processes.close()
+
+
+def test_an_unreadable_file_is_the_same_decode_error(tmp_path: Path, pool) -> None:
+    processes = _processes(pool)
+    try:
+        for name, write in (("trunc.png", imagefiles.write_truncated_png), ("text.png", imagefiles.write_text_as_image),
+                            ("empty.png", imagefiles.write_zero_byte)):
+            write(tmp_path / name)
+            with pytest.raises(DecodeError) as here:
+                decode_image(str(tmp_path / name))
+            with pytest.raises(DecodeError) as there:
+                processes.submit(str(tmp_path / name), CONVERT_TO_SRGB).result(timeout=60)
+            assert str(there.value) == str(here.value)
+    finally:
+        processes.close()
+
+
+def test_the_pixel_limit_in_force_here_holds_in_the_worker(tmp_path: Path, pool, monkeypatch) -> None:
+    processes = _processes(pool)
+    try:
+        imagefiles.write_png(tmp_path / "big.png", 40, 30)
+        monkeypatch.setenv(MAX_PIXELS_ENV, "100")
+        with pytest.raises(DecodeError, match="above the limit of 100 pixels"):
+            processes.submit(str(tmp_path / "big.png"), CONVERT_TO_SRGB).result(timeout=60)
+        monkeypatch.delenv(MAX_PIXELS_ENV)
+        assert processes.submit(str(tmp_path / "big.png"), CONVERT_TO_SRGB).result(timeout=60).decoded.width == 40
+    finally:
+        processes.close()
+
+
+def test_images_held_by_a_worker_that_dies_are_decoded_here(tmp_path: Path, pool) -> None:
+    processes = _processes(pool, count=1)
+    try:
+        paths = [tmp_path / f"{n}.png" for n in range(40)]
+        want = [imagefiles.write_png(p, 64, 48, seed=n) for n, p in enumerate(paths)]
+        futures = [processes.submit(str(p), CONVERT_TO_SRGB) for p in paths]
+        processes._workers[0].process.kill()
+        for future, pixels in zip(futures, want, strict=True):
+            assert np.array_equal(future.result(timeout=60).decoded.color, pixels)
+        deadline = time.monotonic() + 60
+        while not processes.available():  # a new worker replaces it
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        processes.close()
+
+
+def test_workers_that_keep_dying_are_given_up(tmp_path: Path, pool) -> None:
+    processes = _processes(pool, count=1)
+    try:
+        imagefiles.write_png(tmp_path / "a.png")
+        for _ in range(dp.MAX_DEATHS):
+            deadline = time.monotonic() + 60
+            while not processes.available():
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            worker = processes._workers[0]
+            worker.process.kill()
+            while not worker.gone:
+                time.sleep(0.01)
+        assert not processes.available()
+        assert processes.submit(str(tmp_path / "a.png"), CONVERT_TO_SRGB).result(timeout=60).decoded.width == 16
+    finally:
+        processes.close()
+
+
+def test_a_worker_that_cannot_start_leaves_decoding_to_threads(tmp_path: Path, pool, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    processes = dp.DecodeProcesses(2, PreparedImage, lambda p, m: decode_only(p, None, None, m),
+                                   lambda work: pool.submit(work))
+    assert not processes.available()
+    imagefiles.write_png(tmp_path / "a.png")
+    assert processes.submit(str(tmp_path / "a.png"), CONVERT_TO_SRGB).result(timeout=60).decoded.width == 16
+
+
+def test_close_ends_the_workers(pool) -> None:
+    processes = _processes(pool)
+    workers = list(processes._workers)
+    processes.close()
+    for worker in workers:
+        assert worker.process.wait(timeout=10) is not None
+    assert not processes.available()
+
+
+def test_the_prefetch_sends_runs_of_small_images_to_the_processes_and_big_ones_to_threads(
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BATCH_IMAGE_DECODE_PROCESSES", "1")
+    prefetcher = Prefetcher()
+    assert prefetcher._processes is not None
+    sent: list[str] = []
+    real_submit = prefetcher._processes.submit
+    monkeypatch.setattr(prefetcher._processes, "submit",
+                        lambda path, mode: sent.append(path) or real_submit(path, mode))
+    try:
+        small = [tmp_path / f"s{n}.png" for n in range(6)]
+        big = [tmp_path / f"b{n}.png" for n in range(2)]
+        for n, p in enumerate(small):
+            imagefiles.write_png(p, 32, 32, seed=n)
+        for n, p in enumerate(big):
+            imagefiles.write_png(p, 1024, 512, seed=n)
+        old = time.time() - 10
+        for p in small + big:
+            os.utime(p, (old, old))
+        time.sleep(2.1)  # the files' change time out of the prefetch's racy window
+        deadline = time.monotonic() + 60
+        while not prefetcher._processes.available():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        prefetcher.schedule_run("k", [(0, str(small[0])), (1, str(small[1]))])  # size unknown: threads
+        for i in (0, 1):
+            assert prefetcher.take("k", i, str(small[i])) is not None
+        assert sent == []
+        prefetcher.schedule_run("k", [(i, str(small[i])) for i in range(2, 6)])  # small, as the last
+        for i in range(2, 6):
+            assert np.array_equal(prefetcher.take("k", i, str(small[i])).decoded.color,
+                                  decode_image(str(small[i])).color)
+        assert sent == [str(p) for p in small[2:]]
+        prefetcher.schedule_run("big", [(0, str(big[0]))])
+        prefetcher.take("big", 0, str(big[0]))
+        prefetcher.schedule_run("big", [(1, str(big[1]))])  # big, as the last: threads
+        assert prefetcher.take("big", 1, str(big[1])).decoded.width == 1024
+        assert len(sent) == 4
+    finally:
+        prefetcher._processes.close()
