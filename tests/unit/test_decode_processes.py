@@ -4,6 +4,7 @@ metadata as decoding here, and every image still decoded when a worker cannot st
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -184,5 +185,36 @@ def test_the_prefetch_sends_runs_of_small_images_to_the_processes_and_big_ones_t
         prefetcher.schedule_run("big", [(1, str(big[1]))])  # big, as the last: threads
         assert prefetcher.take("big", 1, str(big[1])).decoded.width == 1024
         assert len(sent) == 4
+    finally:
+        prefetcher._processes.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX signals")
+def test_a_frozen_worker_is_killed_and_its_images_decoded_here(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BATCH_IMAGE_DECODE_PROCESSES", "1")
+    monkeypatch.setattr(dp, "HUNG_S", 0.5)
+    prefetcher = Prefetcher()
+    assert prefetcher._processes is not None
+    try:
+        paths = [tmp_path / f"{n}.png" for n in range(10)]
+        want = [imagefiles.write_png(p, 40, 30, seed=n) for n, p in enumerate(paths)]
+        old = time.time() - 10
+        for p in paths:
+            os.utime(p, (old, old))
+        time.sleep(2.1)  # the files' change time out of the prefetch's racy window
+        deadline = time.monotonic() + 60
+        while not prefetcher._processes.available():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        prefetcher.schedule_run("k", [(0, str(paths[0]))])
+        prefetcher.take("k", 0, str(paths[0]))  # small: the next runs go to the worker
+        worker = prefetcher._processes._workers[0]
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        prefetcher.schedule_run("k", [(i, str(paths[i])) for i in range(1, 10)])
+        started = time.monotonic()
+        for i in range(1, 10):
+            assert np.array_equal(prefetcher.take("k", i, str(paths[i])).decoded.color, want[i])
+        assert time.monotonic() - started < 30
+        assert worker.process.wait(timeout=10) is not None  # killed, not left stopped
     finally:
         prefetcher._processes.close()

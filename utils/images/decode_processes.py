@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -46,6 +47,10 @@ _BOOT = (
 
 # The answers' pipe size asked for on Linux (up to /proc/sys/fs/pipe-max-size, 1 MiB by default).
 PIPE_BYTES = 1 << 20
+# A worker that holds images and has answered nothing for this long is taken for hung (frozen,
+# stopped, stuck on a file system): it is killed and its images are decoded on threads. A small
+# image decodes in milliseconds.
+HUNG_S = 30.0
 # Workers that may end unexpectedly before the pack stops starting new ones.
 MAX_DEATHS = 3
 
@@ -64,6 +69,7 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, creationflags=flags,
         )
         self.ready = self.gone = False
+        self.progress = time.monotonic()  # when it last answered, or was given work while idle
         if sys.platform.startswith("linux"):
             _widen(self.process.stdout)
         self.held: dict[int, tuple[str, str, Future]] = {}  # request id -> (path, mode, future)
@@ -85,6 +91,7 @@ class _Worker:
             self.ready = True
             while True:
                 request_id, answer = read_message(self.process.stdout)
+                self.progress = time.monotonic()
                 self._on_answer(self, request_id, answer)
         except Exception as exc:  # EOF, a broken pipe, garbage: the worker is of no more use
             if not isinstance(exc, EOFError):
@@ -146,6 +153,8 @@ class DecodeProcesses:
             self._next_id += 1
             request_id = self._next_id
             if worker is not None:
+                if not worker.held:
+                    worker.progress = time.monotonic()
                 worker.held[request_id] = (path, color_profile, future)
         if worker is None:
             return self._decode_here(path, color_profile, future)
@@ -156,6 +165,16 @@ class DecodeProcesses:
                 worker.held.pop(request_id, None)
             return self._decode_here(path, color_profile, future)
         return future
+
+    def kill_hung(self) -> None:
+        """Kill the workers that hold images and have answered nothing for HUNG_S (their images
+        are then decoded on threads)."""
+        with self._lock:
+            hung = [w for w in self._workers if w.held and time.monotonic() - w.progress > HUNG_S]
+        for worker in hung:
+            log.warning("an image decoding process has not answered for %.0f s; decoding its images on threads",
+                        HUNG_S)
+            worker.process.kill()
 
     def close(self) -> None:
         with self._lock:

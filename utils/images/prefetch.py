@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,9 +268,19 @@ class Prefetcher:
             return None
         if steal and pending.future.cancel():
             return None
-        prepared = pending.future.result()
+        prepared = self._result(pending.future)
         self._pixels[key] = prepared.decoded.height * prepared.decoded.width
         return prepared
+
+    def _result(self, future: Future) -> PreparedImage:
+        """future's image; while waiting, a decode process that has hung is killed (its images are
+        then decoded on threads, which resolves future)."""
+        while True:
+            try:
+                return future.result(timeout=1.0)
+            except FutureTimeout:
+                if self._processes is not None:
+                    self._processes.kill_hung()
 
     def discard(self, key: str) -> None:
         with self._lock:
