@@ -253,6 +253,16 @@ class BIPTestDumpRun:
         del held[:-16]
 
 
+def _decode_processes_off(off):
+    """Keep the pack's decoding in this process (where the nodes below change it), or not."""
+    for name, module in list(sys.modules.items()):
+        if name.endswith("utils.images.decode_processes") and hasattr(module, "DecodeProcesses"):
+            processes = module.DecodeProcesses
+            real_available = getattr(processes, "_bip_real_available", processes.available)
+            processes._bip_real_available = real_available
+            processes.available = (lambda self: False) if off else real_available
+
+
 class BIPTestBreakLoading:
     """Makes the pack's image loading fail with an error nobody foresaw (not an unreadable file)
     for file names containing `marker`; an empty marker puts the real loading back."""
@@ -286,6 +296,7 @@ class BIPTestBreakLoading:
                 return _real(path, *args, **kwargs)
 
             module.decode_image = broken if marker else real
+        _decode_processes_off(bool(marker))  # the failure is injected in this process only
         return {}
 
 
@@ -323,12 +334,7 @@ class BIPTestFreeDecoding:
                 return _remembered[key]
 
             module.decode_image = free if enabled else real
-        for name, module in list(sys.modules.items()):
-            if name.endswith("utils.images.decode_processes") and hasattr(module, "DecodeProcesses"):
-                processes = module.DecodeProcesses
-                real_available = getattr(processes, "_bip_real_available", processes.available)
-                processes._bip_real_available = real_available
-                processes.available = (lambda self: False) if enabled else real_available
+        _decode_processes_off(enabled)
         return {}
 
 
