@@ -134,6 +134,10 @@ class DecodeProcesses:
         with self._lock:
             if self._broken or self._closed:
                 return False
+            for worker in self._workers:
+                if not worker.ready and time.monotonic() - worker.progress > HUNG_S:
+                    worker.process.kill()  # never got going (frozen while it started): another takes its place
+                    worker.gone = True
             self._workers = [w for w in self._workers if not w.gone]
             while len(self._workers) < self._count:
                 try:
