@@ -185,8 +185,7 @@ class BatchImageLoader:
                     "tooltip": "How many consecutive images of the same size one run loads, as one IMAGE batch "
                     "[k, H, W, 3]: much faster on small images and lets GPU nodes work on a batch. An image of "
                     "another size starts the next run. Memory: up to 2 x k decoded images, this run's and the next "
-                    "one's, prepared while this one works (images under half a megapixel: one run more, up to "
-                    "64 MB; a 1024 px image is 12 MB as IMAGE), and the memory of "
+                    "one's, prepared while this one works (a 1024 px image is 12 MB as IMAGE), and the memory of "
                     "the run before, kept to be reused, plus whatever the workflow makes of them. Batch Image "
                     "Saver names each result after its own input. 1: one image per run.",
                 }),
