@@ -179,6 +179,5 @@ def prefetch_after(batch: Batch, loaded: LoadedImage, size: int, prefetcher: Pre
     held = batch.held_image
     first = held.index if held is not None else last + 1
     run = range(first, min(first + size, len(batch.entries)))
-    ahead = range(first, min(first + prefetcher.images_ahead(batch.key, size), len(batch.entries)))
-    prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in ahead[held is not None:]], target[2],
+    prefetcher.schedule_run(batch.key, [(i, batch.full_path(i)) for i in run[held is not None:]], target[2],
                             list(run) if wanted(target[0], target[1]) else None)

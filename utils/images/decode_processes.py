@@ -45,10 +45,6 @@ _BOOT = (
     "importlib.import_module(sys.argv[2] + '.utils.images.decode_worker').serve()\n"
 )
 
-# Workers: one per core up to 4 (measured on 2 cores: 256 px PNGs, K=16, 0.77-0.91 ms per image with
-# two, against 1.25-1.31 on threads). BATCH_IMAGE_DECODE_PROCESSES=N sets how many; 0 keeps every
-# decode on threads.
-DECODE_PROCESSES_ENV = "BATCH_IMAGE_DECODE_PROCESSES"
 # The answers' pipe size asked for on Linux (up to /proc/sys/fs/pipe-max-size, 1 MiB by default).
 PIPE_BYTES = 1 << 20
 # A worker that holds images and has answered nothing for this long is taken for hung (frozen,
@@ -59,13 +55,6 @@ HUNG_S = 30.0
 MAX_DEATHS = 3
 
 Fallback = Callable[[str, str], Any]  # (path, colour profile mode) -> a PreparedImage-like result
-
-
-def decode_process_count() -> int:
-    raw = os.environ.get(DECODE_PROCESSES_ENV, "").strip()
-    if raw.isdigit():
-        return min(int(raw), 8)
-    return max(1, min(4, os.cpu_count() or 2))
 
 
 class _Worker:

@@ -25,7 +25,7 @@ import torch
 
 from .color import CONVERT_TO_SRGB
 from .decode import DecodedImage, decode_image
-from .decode_processes import DecodeProcesses, decode_process_count, register
+from .decode_processes import DecodeProcesses, register
 from .run_batch import POOL_WRITE_MIN_PIXELS, RunBatch, worth_writing_ahead
 from .tensors import to_tensors
 
@@ -40,8 +40,20 @@ PREFETCH_AHEAD = 2
 # images_per_run > 1 decodes a run's images on this many threads (the machine's cores, up to 8):
 # large images then approach the machine's decode rate instead of one core's.
 RUN_DECODE_THREADS = max(2, min(8, os.cpu_count() or 2))
-# Runs decoded by the processes are decoded two ahead while they are this small (decoded pixels).
-PROCESS_AHEAD_BYTES = 64 << 20
+# images_per_run > 1 decodes runs of small images (below POOL_WRITE_MIN_PIXELS) in worker processes
+# (utils/images/decode_processes.py), one per core up to 4 (measured on 2 cores: 256 px PNGs, K=16,
+# 0.77-0.91 ms per image with two, against 1.25-1.31 on threads). BATCH_IMAGE_DECODE_PROCESSES=N sets
+# how many; 0 keeps every decode on threads.
+DECODE_PROCESSES_ENV = "BATCH_IMAGE_DECODE_PROCESSES"
+
+
+def decode_process_count() -> int:
+    raw = os.environ.get(DECODE_PROCESSES_ENV, "").strip()
+    if raw.isdigit():
+        return min(int(raw), 8)
+    return max(1, min(4, os.cpu_count() or 2))
+
+
 # The prefetch threads run at this nice level (Linux): decoding ahead must never slow ComfyUI's
 # own threads (the prompt worker, the server answering the next POST), only use what they leave.
 PREFETCH_NICE = 10
@@ -165,15 +177,6 @@ class Prefetcher:
                     max_workers=RUN_DECODE_THREADS, thread_name_prefix="batch-run-decode",
                     initializer=_lower_priority)
             return self._run_executor
-
-    def images_ahead(self, key: str, size: int) -> int:
-        """How many images of batch key to decode ahead for runs of size: the next run, and for runs
-        the decode processes take, the one after too, as long as both fit in PROCESS_AHEAD_BYTES (so
-        the workers never wait for the prompt to hand them the next run)."""
-        pixels = self._pixels.get(key, POOL_WRITE_MIN_PIXELS)
-        if not self._in_processes(key) or 2 * size * pixels * 3 > PROCESS_AHEAD_BYTES:
-            return size
-        return 2 * size
 
     def _in_processes(self, key: str) -> bool:
         """A run of small images (as the batch's last one was) goes to the decode processes."""
