@@ -17,7 +17,7 @@ import pytest
 from batch_image_processing.utils.images import decode_processes as dp
 from batch_image_processing.utils.images.color import CONVERT_TO_SRGB, KEEP_SOURCE
 from batch_image_processing.utils.images.decode import DecodeError, decode_image
-from batch_image_processing.utils.images.pixel_limit import MAX_PIXELS_ENV
+from batch_image_processing.utils.images.pixel_limit import MAX_PIXELS_ENV, pillow_limit_lifted
 from batch_image_processing.utils.images.prefetch import Prefetcher, PreparedImage, decode_only
 from PIL import Image
 
@@ -218,3 +218,21 @@ def test_a_frozen_worker_is_killed_and_its_images_decoded_here(tmp_path: Path, m
         assert worker.process.wait(timeout=10) is not None  # killed, not left stopped
     finally:
         prefetcher._processes.close()
+
+
+def test_a_limit_lifted_for_a_decode_here_is_not_what_a_worker_gets(tmp_path: Path, pool) -> None:
+    """Pillow's limit is lifted while this process decodes an image it has checked itself; a worker
+    asked meanwhile still refuses an image above the real limit."""
+    processes = _processes(pool)
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = 500
+        imagefiles.write_png(tmp_path / "big.png", 40, 30)
+        with pillow_limit_lifted(None):
+            assert Image.MAX_IMAGE_PIXELS is None
+            future = processes.submit(str(tmp_path / "big.png"), CONVERT_TO_SRGB)
+            with pytest.raises(DecodeError, match="above the limit of 500 pixels"):
+                future.result(timeout=60)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+        processes.close()

@@ -28,12 +28,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from .. import log
 from .decode import DecodedImage, DecodeError
 from .decode_worker import READY, read_message, write_message
-from .pixel_limit import MAX_PIXELS_ENV
+from .pixel_limit import MAX_PIXELS_ENV, pillow_limit
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 # The workers' package name: the pack's folder imported under a name of its own (see _BOOT).
@@ -67,6 +65,7 @@ class _Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-c", _BOOT, str(PACK_ROOT), WORKER_PACKAGE],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, creationflags=flags,
+            stderr=subprocess.DEVNULL if sys.stderr is None else None,  # pythonw: no console to write to
         )
         self.ready = self.gone = False
         self.progress = time.monotonic()  # when it last answered, or was given work while idle
@@ -163,7 +162,7 @@ class DecodeProcesses:
         if worker is None:
             return self._decode_here(path, color_profile, future)
         try:
-            worker.send((request_id, path, color_profile, Image.MAX_IMAGE_PIXELS, os.environ.get(MAX_PIXELS_ENV)))
+            worker.send((request_id, path, color_profile, pillow_limit(), os.environ.get(MAX_PIXELS_ENV)))
         except (OSError, ValueError):
             with self._lock:
                 worker.held.pop(request_id, None)

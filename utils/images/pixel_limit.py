@@ -57,6 +57,12 @@ def refusal(size: str, limit: int) -> str:
     )
 
 
+def pillow_limit() -> int | None:
+    """Pillow's own limit as it is outside any decode that lifted it (for a worker process)."""
+    with _lock:
+        return _saved if _lifted else Image.MAX_IMAGE_PIXELS
+
+
 @contextlib.contextmanager
 def pillow_limit_lifted(limit: int | None) -> Iterator[None]:
     """Raise Pillow's own guard to limit (None: off) while the caller decodes an image that it
