@@ -7,8 +7,9 @@ import os
 import signal
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import iccprofiles
 import imagefiles
@@ -236,3 +237,16 @@ def test_a_limit_lifted_for_a_decode_here_is_not_what_a_worker_gets(tmp_path: Pa
     finally:
         Image.MAX_IMAGE_PIXELS = saved
         processes.close()
+
+
+@pytest.mark.parametrize("answer", [("ok", "not pixels"), ("failed", "RuntimeError: boom"), ("what",), ()])
+def test_an_answer_that_makes_no_image_is_decoded_here(tmp_path: Path, pool, answer: tuple) -> None:
+    processes = dp.DecodeProcesses(1, PreparedImage, lambda p, m: decode_only(p, None, None, m),
+                                   lambda work: pool.submit(work))
+    want = imagefiles.write_png(tmp_path / "a.png")
+    future = Future()
+    future.set_running_or_notify_cancel()
+
+    worker = SimpleNamespace(held={7: (str(tmp_path / "a.png"), CONVERT_TO_SRGB, future)})
+    processes._answered(worker, 7, answer)
+    assert np.array_equal(future.result(timeout=60).decoded.color, want)

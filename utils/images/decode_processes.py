@@ -165,8 +165,9 @@ class DecodeProcesses:
             worker.send((request_id, path, color_profile, pillow_limit(), os.environ.get(MAX_PIXELS_ENV)))
         except (OSError, ValueError):
             with self._lock:
-                worker.held.pop(request_id, None)
-            return self._decode_here(path, color_profile, future)
+                still_held = worker.held.pop(request_id, None) is not None
+            if still_held:  # else the worker's end came first and handed it to a thread already
+                self._decode_here(path, color_profile, future)
         return future
 
     def kill_hung(self) -> None:
@@ -186,20 +187,28 @@ class DecodeProcesses:
             worker.stop()
 
     def _decode_here(self, path: str, color_profile: str, future: Future) -> Future:
-        done = self._run_fallback(lambda: self._fallback(path, color_profile))
+        try:
+            done = self._run_fallback(lambda: self._fallback(path, color_profile))
+        except RuntimeError as exc:  # the threads are gone too: Python is exiting
+            future.set_exception(exc)
+            return future
         done.add_done_callback(lambda d: _copy(d, future))
         return future
 
     def _answered(self, worker: _Worker, request_id: int, answer: tuple) -> None:
         with self._lock:
             path, color_profile, future = worker.held.pop(request_id)
-        kind = answer[0]
-        if kind == "ok":
-            future.set_result(self._make(DecodedImage(*answer[1:])))
-        elif kind == "unreadable":
-            future.set_exception(DecodeError(path, answer[1]))
-        else:
+        try:
+            if answer[0] == "unreadable":
+                future.set_exception(DecodeError(path, str(answer[1])))
+                return
+            result = self._make(DecodedImage(*answer[1:])) if answer[0] == "ok" else None
+        except Exception:  # an answer that makes no image: the file is decoded here
+            result = None
+        if result is None:  # "failed" (the worker met an error of its own) or unusable
             self._decode_here(path, color_profile, future)
+        else:
+            future.set_result(result)
 
     def _gone(self, worker: _Worker) -> None:
         with self._lock:
