@@ -46,7 +46,13 @@ def _files(folder: Path) -> list[Path]:
     imagefiles.write_exif_jpeg(folder / "rotated.jpg", orientation=6)
     imagefiles.write_cmyk_jpeg(folder / "cmyk.jpg")
     Image.fromarray(imagefiles.rgb_noise(12, 9)).save(folder / "p3.png", icc_profile=iccprofiles.display_p3())
-    return [*paths, *(folder / n for n in ("rgba.png", "rgb16.png", "rotated.jpg", "cmyk.jpg", "p3.png"))]
+    y, x = np.mgrid[0:131, 0:257]
+    photo = np.stack([x % 256, y * 2 % 256, (x + y) % 256], axis=-1).astype(np.uint8)
+    Image.fromarray(photo).save(folder / "photo.jpg", quality=85)  # 4:2:0, odd size
+    Image.fromarray(photo).save(folder / "progressive.jpg", quality=70, progressive=True)
+    Image.fromarray(photo[..., 1]).save(folder / "gray.jpg", quality=90)
+    names = ("rgba.png", "rgb16.png", "rotated.jpg", "cmyk.jpg", "p3.png", "photo.jpg", "progressive.jpg", "gray.jpg")
+    return [*paths, *(folder / n for n in names)]
 
 
 @pytest.mark.parametrize("mode", [CONVERT_TO_SRGB, KEEP_SOURCE])
@@ -250,3 +256,21 @@ def test_an_answer_that_makes_no_image_is_decoded_here(tmp_path: Path, pool, ans
     worker = SimpleNamespace(held={7: (str(tmp_path / "a.png"), CONVERT_TO_SRGB, future)})
     processes._answered(worker, 7, answer)
     assert np.array_equal(future.result(timeout=60).decoded.color, want)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_never_imports_torch(tmp_path: Path, pool) -> None:
+    """torch would add about 700 MB to every worker: JPEGs are decoded by Pillow there, and a
+    16-bit RGB PNG (torchvision's libpng) is decoded by the loader itself, with all 16 bits."""
+    processes = _processes(pool, count=1)
+    try:
+        paths = _files(tmp_path)
+        for path in paths:
+            processes.submit(str(path), CONVERT_TO_SRGB).result(timeout=60)
+        sixteen = processes.submit(str(tmp_path / "rgb16.png"), CONVERT_TO_SRGB).result(timeout=60).decoded
+        assert sixteen.scale == 65535.0 and sixteen.color.dtype == np.uint16
+        status = Path(f"/proc/{processes._workers[0].process.pid}/status").read_text()
+        rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+        assert rss_kb < 200_000, f"a decode worker uses {rss_kb // 1024} MB: torch was imported"
+    finally:
+        processes.close()

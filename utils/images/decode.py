@@ -30,6 +30,16 @@ if TYPE_CHECKING:
     import torch
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Set in the decode worker processes (utils/images/decode_worker.py), which never import torch: it
+# would add about 700 MB to each. There JPEGs are decoded by Pillow (the same pixels: libjpeg-turbo
+# both), and a file that needs torchvision (16-bit RGB PNG) raises NeedsTorch: the loader then
+# decodes it in ComfyUI's process.
+WITHOUT_TORCH = False
+
+
+class NeedsTorch(Exception):  # noqa: N818  (not an error: the file is decoded elsewhere)
+    """This file needs torchvision's decoder, which this process does not load."""
+
 # PNG colour types that Pillow reduces to 8 bits when they are 16-bit (RGB, RGBA).
 _PNG_16BIT_COLOUR_TYPES = (2, 6)
 
@@ -163,6 +173,8 @@ def _hwc_numpy(chw: torch.Tensor) -> np.ndarray:
 def _libpng_or_libjpeg(path: str, codec: str) -> np.ndarray | None:
     """HxWxC pixels from torchvision's "png" or "jpeg" decoder; None when it is missing or the
     file is unusual (truncated, ...), so that Pillow decodes it or names the problem."""
+    if WITHOUT_TORCH:
+        raise NeedsTorch(path)
     tv = _torchvision_io()
     if tv is None:
         return None
@@ -194,7 +206,7 @@ def _decode_jpeg(path: str) -> DecodedImage | None:
 def _fast_decode(path: str, img: Image.Image) -> DecodedImage | None:
     """A decoder that beats Pillow for this file (JPEG) or keeps more bits (16-bit RGB(A) PNG, TIFF)."""
     if img.format == "JPEG" and img.mode in ("RGB", "L"):
-        return _decode_jpeg(path)
+        return None if WITHOUT_TORCH else _decode_jpeg(path)
     if img.format == "TIFF":
         found = decode_tiff16(path, img)
         return None if found is None else DecodedImage(*found, 65535.0)

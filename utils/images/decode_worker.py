@@ -2,8 +2,9 @@
 files it is sent and sends back their pixels.
 
 Started by decode_processes with this pack's folder in a package of its own (not the pack's
-__init__, which needs ComfyUI), so only the image modules are imported: numpy and Pillow, torch
-only once a file needs torchvision's decoders. Messages are length-prefixed pickles on the
+__init__, which needs ComfyUI), so only the image modules are imported: numpy and Pillow, never
+torch (see decode.WITHOUT_TORCH: a file that needs it is answered "failed" and decoded by the
+loader itself). Messages are length-prefixed pickles on the
 process's stdin and stdout (see read_message); anything else it prints goes to stderr.
 """
 
@@ -16,6 +17,7 @@ from typing import IO, Any
 
 from PIL import Image
 
+from . import decode
 from .decode import DecodeError, decode_image
 from .pixel_limit import MAX_PIXELS_ENV
 
@@ -61,6 +63,7 @@ def serve() -> None:
     """Answer requests (id, path, colour profile mode, Pillow's limit, the pack's limit) until
     stdin closes (ComfyUI ended or let the worker go)."""
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    decode.WITHOUT_TORCH = True
     sys.stdout = sys.stderr  # a stray print must not corrupt the answers
     if hasattr(os, "nice"):
         try:
