@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -274,3 +275,31 @@ def test_a_worker_never_imports_torch(tmp_path: Path, pool) -> None:
         assert rss_kb < 200_000, f"a decode worker uses {rss_kb // 1024} MB: torch was imported"
     finally:
         processes.close()
+
+
+def test_an_image_no_worker_can_take_while_a_run_is_scheduled_goes_to_a_thread(tmp_path: Path, monkeypatch) -> None:
+    """The workers were ready when the run was routed to them and are gone when its images are
+    sent: the images go to the run pool from inside schedule_run (which holds the prefetch's lock)."""
+    monkeypatch.setenv("BATCH_IMAGE_DECODE_PROCESSES", "1")
+    prefetcher = Prefetcher()
+    assert prefetcher._processes is not None
+    monkeypatch.setattr(prefetcher._processes, "available", lambda: True)  # but no worker is ready
+    paths = [tmp_path / f"{n}.png" for n in range(3)]
+    want = [imagefiles.write_png(p, 20, 10, seed=n) for n, p in enumerate(paths)]
+    old = time.time() - 10
+    for p in paths:
+        os.utime(p, (old, old))
+    time.sleep(2.1)  # the files' change time out of the prefetch's racy window
+    prefetcher._pixels["k"] = 200
+    got: list = []
+
+    def run() -> None:
+        prefetcher.schedule_run("k", [(i, str(p)) for i, p in enumerate(paths)])
+        got.extend(prefetcher.take("k", i, str(p)).decoded.color for i, p in enumerate(paths))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "scheduling deadlocked"
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True)) and len(got) == 3
+    prefetcher._processes.close()

@@ -171,6 +171,10 @@ class Prefetcher:
             lambda work: self._run_pool().submit(work))) if count else None
 
     def _run_pool(self) -> ThreadPoolExecutor:
+        """The run pool (made on first use). Lock-free once made: a decode process that cannot take
+        an image hands it to this pool from inside schedule_run, which holds the lock."""
+        if self._run_executor is not None:
+            return self._run_executor
         with self._lock:
             if self._run_executor is None:
                 self._run_executor = ThreadPoolExecutor(
