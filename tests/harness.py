@@ -139,6 +139,7 @@ class ComfyServer:
         if proc is None or proc.poll() is not None:
             return
         try:
+            os.killpg(proc.pid, signal.SIGCONT)  # one a test froze (SIGSTOP) must see the SIGTERM
             os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:

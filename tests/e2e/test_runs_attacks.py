@@ -17,7 +17,7 @@ import iccprofiles
 import imagefiles as img
 import numpy as np
 import pytest
-from harness import ComfyClient, ComfyServer
+from harness import ComfyClient, ComfyServer, shared_servers
 from helpers import EventListener, batch_runs, batch_status
 from PIL import Image
 from workflows import loader_node, saver_node
@@ -652,18 +652,8 @@ LEASE_S = 3.0
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ComfyServer]]:
-    base = tmp_path_factory.mktemp("runs-pair")
-    servers = [ComfyServer(base, with_fixture_pack=True, name=f"server{i}", env={"BATCH_IMAGE_LEASE_S": str(LEASE_S)})
-               for i in range(2)]
-    try:
-        for server in servers:
-            server.start()
+    with shared_servers(tmp_path_factory.mktemp("runs-pair"), 2, LEASE_S) as servers:
         yield servers
-    finally:
-        for server in servers:
-            if server.process is not None:
-                os.killpg(server.process.pid, signal.SIGCONT)
-            server.stop()
 
 
 def shared_clients(pair: list[ComfyServer]) -> list[ComfyClient]:

@@ -14,31 +14,19 @@ from pathlib import Path
 
 import imagefiles as img
 import pytest
-from harness import ComfyClient, ComfyServer
+from harness import ComfyClient, ComfyServer, shared_servers
 from helpers import batch_status, saved_names
 from workflows import loader_to_saveimage
 
-LEASE_S = "3"  # BATCH_IMAGE_LEASE_S for these servers: a killed server's image is retaken after 3 s
+LEASE_S = 3.0  # BATCH_IMAGE_LEASE_S for these servers: a killed server's image is retaken after 3 s
 ROUTE = "/batch_image_processing"
-
-
-def start_servers(base: Path, count: int, **kwargs: object) -> list[ComfyServer]:
-    servers = [ComfyServer(base, with_fixture_pack=True, name=f"server{i}", env={"BATCH_IMAGE_LEASE_S": LEASE_S},
-                           **kwargs) for i in range(count)]  # type: ignore[arg-type]
-    for server in servers:
-        server.start()
-    return servers
 
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ComfyServer]]:
     """Three servers of one install: one base directory (input, output, user folders), three ports."""
-    servers = start_servers(tmp_path_factory.mktemp("farm"), 3)
-    try:
+    with shared_servers(tmp_path_factory.mktemp("farm"), 3, LEASE_S) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 @pytest.fixture
@@ -178,7 +166,7 @@ def test_a_killed_server_s_image_is_retaken_after_the_lease(
     started = time.monotonic()
     clients[0].wait_idle(timeout=120, quiet_for=2.0)
     assert_each_once(farm[0].output_dir / test_name, 8)
-    assert time.monotonic() - started >= float(LEASE_S) - 1.0 or held in saved_names(farm[0].output_dir / test_name)
+    assert time.monotonic() - started >= LEASE_S - 1.0 or held in saved_names(farm[0].output_dir / test_name)
     victim.start()  # for the next tests
 
 

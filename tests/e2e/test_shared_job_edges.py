@@ -18,7 +18,7 @@ from pathlib import Path
 
 import imagefiles as img
 import pytest
-from harness import ComfyClient, ComfyServer
+from harness import ComfyClient, ComfyServer, shared_servers
 from helpers import batch_status
 from workflows import loader_node, saver_node
 
@@ -28,16 +28,8 @@ ROUTE = "/batch_image_processing"
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ComfyServer]]:
-    base = tmp_path_factory.mktemp("pair")
-    servers = [ComfyServer(base, with_fixture_pack=True, name=f"server{i}",
-                           env={"BATCH_IMAGE_LEASE_S": str(LEASE_S)}) for i in range(2)]
-    for server in servers:
-        server.start()
-    try:
+    with shared_servers(tmp_path_factory.mktemp("pair"), 2, LEASE_S) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 @pytest.fixture

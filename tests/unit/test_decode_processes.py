@@ -30,13 +30,17 @@ def pool():
         yield executor
 
 
-def _processes(pool: ThreadPoolExecutor, count: int = 2) -> dp.DecodeProcesses:
-    processes = dp.DecodeProcesses(count, PreparedImage, lambda p, m: decode_only(p, None, None, m),
-                                   lambda work: pool.submit(work))
+def _wait_available(processes: dp.DecodeProcesses) -> None:
     deadline = time.monotonic() + 60
     while not processes.available():
         assert time.monotonic() < deadline, "no decode process became ready"
         time.sleep(0.02)
+
+
+def _processes(pool: ThreadPoolExecutor, count: int = 2) -> dp.DecodeProcesses:
+    processes = dp.DecodeProcesses(count, PreparedImage, lambda p, m: decode_only(p, None, None, m),
+                                   lambda work: pool.submit(work))
+    _wait_available(processes)
     return processes
 
 
@@ -110,10 +114,7 @@ def test_images_held_by_a_worker_that_dies_are_decoded_here(tmp_path: Path, pool
         processes._workers[0].process.kill()
         for future, pixels in zip(futures, want, strict=True):
             assert np.array_equal(future.result(timeout=60).decoded.color, pixels)
-        deadline = time.monotonic() + 60
-        while not processes.available():  # a new worker replaces it
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        _wait_available(processes)
     finally:
         processes.close()
 
@@ -123,10 +124,7 @@ def test_workers_that_keep_dying_are_given_up(tmp_path: Path, pool) -> None:
     try:
         imagefiles.write_png(tmp_path / "a.png")
         for _ in range(dp.MAX_DEATHS):
-            deadline = time.monotonic() + 60
-            while not processes.available():
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            _wait_available(processes)
             worker = processes._workers[0]
             worker.process.kill()
             while not worker.gone:
@@ -156,7 +154,7 @@ def test_close_ends_the_workers(pool) -> None:
 
 
 def test_the_prefetch_sends_runs_of_small_images_to_the_processes_and_big_ones_to_threads(
-        tmp_path: Path, monkeypatch) -> None:
+        tmp_path: Path, monkeypatch, prefetch_trusts_new_files) -> None:
     monkeypatch.setenv("BATCH_IMAGE_DECODE_PROCESSES", "1")
     prefetcher = Prefetcher()
     assert prefetcher._processes is not None
@@ -171,14 +169,7 @@ def test_the_prefetch_sends_runs_of_small_images_to_the_processes_and_big_ones_t
             imagefiles.write_png(p, 32, 32, seed=n)
         for n, p in enumerate(big):
             imagefiles.write_png(p, 1024, 512, seed=n)
-        old = time.time() - 10
-        for p in small + big:
-            os.utime(p, (old, old))
-        time.sleep(2.1)  # the files' change time out of the prefetch's racy window
-        deadline = time.monotonic() + 60
-        while not prefetcher._processes.available():
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        _wait_available(prefetcher._processes)
         prefetcher.schedule_run("k", [(0, str(small[0])), (1, str(small[1]))])  # size unknown: threads
         for i in (0, 1):
             assert prefetcher.take("k", i, str(small[i])) is not None
@@ -198,7 +189,8 @@ def test_the_prefetch_sends_runs_of_small_images_to_the_processes_and_big_ones_t
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX signals")
-def test_a_frozen_worker_is_killed_and_its_images_decoded_here(tmp_path: Path, monkeypatch) -> None:
+def test_a_frozen_worker_is_killed_and_its_images_decoded_here(tmp_path: Path, monkeypatch,
+                                                               prefetch_trusts_new_files) -> None:
     monkeypatch.setenv("BATCH_IMAGE_DECODE_PROCESSES", "1")
     monkeypatch.setattr(dp, "HUNG_S", 0.5)
     prefetcher = Prefetcher()
@@ -206,14 +198,7 @@ def test_a_frozen_worker_is_killed_and_its_images_decoded_here(tmp_path: Path, m
     try:
         paths = [tmp_path / f"{n}.png" for n in range(10)]
         want = [imagefiles.write_png(p, 40, 30, seed=n) for n, p in enumerate(paths)]
-        old = time.time() - 10
-        for p in paths:
-            os.utime(p, (old, old))
-        time.sleep(2.1)  # the files' change time out of the prefetch's racy window
-        deadline = time.monotonic() + 60
-        while not prefetcher._processes.available():
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        _wait_available(prefetcher._processes)
         prefetcher.schedule_run("k", [(0, str(paths[0]))])
         prefetcher.take("k", 0, str(paths[0]))  # small: the next runs go to the worker
         worker = prefetcher._processes._workers[0]
@@ -277,7 +262,8 @@ def test_a_worker_never_imports_torch(tmp_path: Path, pool) -> None:
         processes.close()
 
 
-def test_an_image_no_worker_can_take_while_a_run_is_scheduled_goes_to_a_thread(tmp_path: Path, monkeypatch) -> None:
+def test_an_image_no_worker_can_take_while_a_run_is_scheduled_goes_to_a_thread(
+        tmp_path: Path, monkeypatch, prefetch_trusts_new_files) -> None:
     """The workers were ready when the run was routed to them and are gone when its images are
     sent: the images go to the run pool from inside schedule_run (which holds the prefetch's lock)."""
     monkeypatch.setenv("BATCH_IMAGE_DECODE_PROCESSES", "1")
@@ -286,10 +272,6 @@ def test_an_image_no_worker_can_take_while_a_run_is_scheduled_goes_to_a_thread(t
     monkeypatch.setattr(prefetcher._processes, "available", lambda: True)  # but no worker is ready
     paths = [tmp_path / f"{n}.png" for n in range(3)]
     want = [imagefiles.write_png(p, 20, 10, seed=n) for n, p in enumerate(paths)]
-    old = time.time() - 10
-    for p in paths:
-        os.utime(p, (old, old))
-    time.sleep(2.1)  # the files' change time out of the prefetch's racy window
     prefetcher._pixels["k"] = 200
     got: list = []
 

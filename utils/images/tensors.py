@@ -28,9 +28,10 @@ def _compact_tensor(arr: np.ndarray) -> torch.Tensor:
 
 
 def _host_empty(shape: tuple[int, ...], dtype: torch.dtype, zero: bool = False) -> torch.Tensor | None:
-    """Host tensor allocated by numpy: its allocator asks Linux for huge pages, which makes
-    filling a fresh full-size float image about 3x faster than torch's allocator; np.zeros
-    gets pre-zeroed pages for free. None for dtypes numpy lacks (bfloat16)."""
+    """Host tensor in numpy memory: the memory of a released image of this size when there is one
+    (host_buffers), else numpy's, which asks Linux for huge pages (filling a fresh full-size float
+    image about 3x faster than torch's allocator); np.zeros gets pre-zeroed pages for free. None
+    for dtypes numpy lacks (bfloat16)."""
     np_dtype = _NUMPY_FLOATS.get(dtype)
     if np_dtype is None:
         return None

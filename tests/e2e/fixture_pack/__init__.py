@@ -253,14 +253,20 @@ class BIPTestDumpRun:
         del held[:-16]
 
 
-def _decode_processes_off(off):
-    """Keep the pack's decoding in this process (where the nodes below change it), or not."""
+def _replace_decoding(wrap):
+    """The pack's decode_image (as the prefetch calls it) becomes wrap(the real one), and the
+    decode worker processes are not used, so the change holds for every image; wrap None puts
+    the real decoding and the workers back."""
     for name, module in list(sys.modules.items()):
+        if name.endswith("utils.images.prefetch") and hasattr(module, "decode_image"):
+            real = getattr(module, "_bip_real_decode_image", module.decode_image)
+            module._bip_real_decode_image = real
+            module.decode_image = real if wrap is None else wrap(real)
         if name.endswith("utils.images.decode_processes") and hasattr(module, "DecodeProcesses"):
             processes = module.DecodeProcesses
             real_available = getattr(processes, "_bip_real_available", processes.available)
             processes._bip_real_available = real_available
-            processes.available = (lambda self: False) if off else real_available
+            processes.available = real_available if wrap is None else (lambda self: False)
 
 
 class BIPTestBreakLoading:
@@ -281,22 +287,14 @@ class BIPTestBreakLoading:
         return float("nan")
 
     def run(self, marker):
-        import os
-        import sys
-
-        for name, module in list(sys.modules.items()):
-            if not name.endswith("utils.images.prefetch") or not hasattr(module, "decode_image"):
-                continue
-            real = getattr(module, "_bip_real_decode_image", module.decode_image)
-            module._bip_real_decode_image = real
-
-            def broken(path, *args, _real=real, **kwargs):
+        def broken(real):
+            def decode_image(path, *args, **kwargs):
                 if marker in os.path.basename(path):
                     raise RuntimeError(f"injected failure reading {os.path.basename(path)}")
-                return _real(path, *args, **kwargs)
+                return real(path, *args, **kwargs)
+            return decode_image
 
-            module.decode_image = broken if marker else real
-        _decode_processes_off(bool(marker))  # the failure is injected in this process only
+        _replace_decoding(broken if marker else None)
         return {}
 
 
@@ -320,21 +318,16 @@ class BIPTestFreeDecoding:
         return float("nan")
 
     def run(self, enabled):
-        for name, module in list(sys.modules.items()):
-            if not name.endswith("utils.images.prefetch") or not hasattr(module, "decode_image"):
-                continue
-            real = getattr(module, "_bip_real_decode_image", module.decode_image)
-            module._bip_real_decode_image = real
+        def free(real):
             remembered = {}
 
-            def free(path, *args, _real=real, _remembered=remembered):
-                key = (path, *args)
-                if key not in _remembered:
-                    _remembered[key] = _real(path, *args)
-                return _remembered[key]
+            def decode_image(path, *args):
+                if (path, *args) not in remembered:
+                    remembered[(path, *args)] = real(path, *args)
+                return remembered[(path, *args)]
+            return decode_image
 
-            module.decode_image = free if enabled else real
-        _decode_processes_off(enabled)
+        _replace_decoding(free if enabled else None)
         return {}
 
 
