@@ -29,6 +29,7 @@ def queue(monkeypatch: pytest.MonkeyPatch) -> FakeQueue:
     monkeypatch.setattr(comfy_bridge, "finished_status", fake.finished_status)
     monkeypatch.setattr(comfy_bridge, "queued_prompt_ids", fake.queued_prompt_ids)
     monkeypatch.setattr(prompt_watcher, "LIVENESS_CHECK_S", 0.05)
+    monkeypatch.setattr(comfy_bridge, "_task_done_hooked", False)  # polling, unless a test hooks task_done
     return fake
 
 
@@ -101,3 +102,40 @@ def test_a_reused_prompt_id_is_not_finished_by_its_old_history_entry(queue: Fake
     while not got and time.monotonic() < deadline:
         time.sleep(0.01)
     assert got == [{"status_str": "success"}]
+
+
+class FakeComfyQueue:
+    """The two things of ComfyUI's PromptQueue that the task_done hook touches."""
+
+    def __init__(self, history: dict[str, dict]) -> None:
+        self.history = history
+        self.currently_running: dict[int, tuple] = {}
+
+    def task_done(self, item_id: int, history_result: object, status: object) -> None:
+        prompt_id = self.currently_running.pop(item_id)[1]
+        self.history[prompt_id] = status  # as ComfyUI does, under its lock, before it returns
+
+
+def test_with_the_finish_signal_a_prompt_is_reported_at_once_and_nothing_polls(
+        queue: FakeQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    comfy = FakeComfyQueue(queue.history)
+    monkeypatch.setattr(comfy_bridge, "_queue", lambda: comfy)
+    monkeypatch.setattr(comfy_bridge, "_task_done_hooked", False)
+    monkeypatch.setattr(prompt_watcher, "POLL_SIGNALLED_S", 30.0)  # only the signal can report it in time
+    monkeypatch.setattr(prompt_watcher, "LIVENESS_CHECK_S", 30.0)
+    looks: list[str] = []
+    real_status = queue.finished_status
+    monkeypatch.setattr(comfy_bridge, "finished_status", lambda pid: (looks.append(pid), real_status(pid))[1])
+    assert comfy_bridge.hook_task_done()
+    got: list[tuple[str, object]] = []
+    done = threading.Event()
+    watcher = prompt_watcher.PromptWatcher(lambda pid, status: (got.append((pid, status)), done.set()))
+    comfy.currently_running[7] = (0, "p")
+    queue.running = {"p"}
+    watcher.watch("p")
+    time.sleep(0.5)
+    assert got == [] and len(looks) <= 2, f"{len(looks)} looks while nothing finished: the watcher polls"
+    queue.running = set()
+    comfy.task_done(7, None, {"status_str": "success"})
+    assert done.wait(5), "the finish signal did not wake the watcher"
+    assert got == [("p", {"status_str": "success"})]

@@ -22,6 +22,10 @@ NOT_FINISHED = object()
 # "finished" means when a prompt's history entry is gone (Clear history, the history size limit).
 _outcomes: collections.OrderedDict[str, Any] = collections.OrderedDict()
 _OUTCOMES_KEPT = 20_000
+# Called (no arguments, on ComfyUI's prompt worker thread) right after each prompt's task_done, once
+# its history entry is written: the watcher then looks at once instead of polling (prompt_watcher).
+_finish_listeners: list[Callable[[], None]] = []
+_task_done_hooked = False
 
 
 def _server() -> Any:
@@ -102,13 +106,27 @@ def finished_status(prompt_id: str) -> Any:
     return copy.deepcopy(_outcomes[prompt_id]) if prompt_id in _outcomes else NOT_FINISHED
 
 
+def add_finish_listener(listener: Callable[[], None]) -> None:
+    """Have listener called each time a prompt has finished (see hook_task_done)."""
+    _finish_listeners.append(listener)
+
+
+def finish_signalled() -> bool:
+    """Whether the finish listeners are called: task_done is hooked."""
+    return _task_done_hooked
+
+
 def hook_task_done() -> bool:
     """Keep our own record of every prompt's outcome: wrap the queue's task_done, which ComfyUI's
     prompt worker calls once per finished prompt (0.3.75 to 0.33). History is the user's to clear;
-    a prompt that ran must still count as finished, once. False when the hook is not possible."""
+    a prompt that ran must still count as finished, once. The finish listeners are called after it.
+    False when the hook is not possible."""
+    global _task_done_hooked
     queue = _queue()
     original = getattr(queue, "task_done", None)
     if original is None or getattr(original, "_bip_hooked", False):
+        # Hooked already: by this module (its listeners are called), or by another copy of the pack.
+        _task_done_hooked = getattr(original, "_bip_listeners", None) is _finish_listeners
         return original is not None
 
     def task_done(item_id: Any, history_result: Any, status: Any, *args: Any, **kwargs: Any) -> Any:
@@ -120,10 +138,19 @@ def hook_task_done() -> bool:
                     _outcomes.popitem(last=False)
         except Exception:  # never break ComfyUI's worker
             log.exception("recording a prompt's outcome failed")
-        return original(item_id, history_result, status, *args, **kwargs)
+        try:
+            return original(item_id, history_result, status, *args, **kwargs)
+        finally:
+            for listener in _finish_listeners:
+                try:
+                    listener()
+                except Exception:
+                    log.exception("a prompt-finished listener failed")
 
     task_done._bip_hooked = True  # type: ignore[attr-defined]
+    task_done._bip_listeners = _finish_listeners  # type: ignore[attr-defined]
     queue.task_done = task_done
+    _task_done_hooked = True
     return True
 
 
