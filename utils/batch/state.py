@@ -9,6 +9,7 @@ the pack's own folder is replaced on update.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -44,9 +45,10 @@ class BatchSettings:
         """What the folder listing depends on (not which node or workflow asks)."""
         return self.directory, self.filter_preset, self.custom_pattern, self.include_subfolders, self.sort_by
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """File-name-safe id; two loaders (or one loader on two folders) never share it."""
+        """File-name-safe id; two loaders (or one loader on two folders) never share it. Cached:
+        asked for several times per image, and the settings never change."""
         digest = hashlib.sha1(json.dumps(dataclasses.astuple(self)).encode("utf-8")).hexdigest()[:12]
         return f"node{re.sub(r'[^A-Za-z0-9]+', '_', self.node_id)}-{digest}"
 
