@@ -139,3 +139,34 @@ def test_with_the_finish_signal_a_prompt_is_reported_at_once_and_nothing_polls(
     comfy.task_done(7, None, {"status_str": "success"})
     assert done.wait(5), "the finish signal did not wake the watcher"
     assert got == [("p", {"status_str": "success"})]
+
+
+def test_task_done_hooked_by_another_copy_of_the_pack_leaves_this_one_polling(
+        queue: FakeQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two copies of the pack in one ComfyUI (a renamed folder): the first hook's listeners are
+    not this copy's, so this copy must not wait for a signal that never comes."""
+    comfy = FakeComfyQueue(queue.history)
+
+    def foreign(item_id: int, history_result: object, status: object) -> None:
+        FakeComfyQueue.task_done(comfy, item_id, history_result, status)
+
+    foreign._bip_hooked = True  # type: ignore[attr-defined]
+    foreign._bip_listeners = []  # type: ignore[attr-defined]
+    comfy.task_done = foreign  # type: ignore[method-assign]
+    monkeypatch.setattr(comfy_bridge, "_queue", lambda: comfy)
+    monkeypatch.setattr(comfy_bridge, "_task_done_hooked", True)
+    monkeypatch.setattr(prompt_watcher, "POLL_SIGNALLED_S", 30.0)  # only polling reports it in time
+    assert comfy_bridge.hook_task_done()
+    assert not comfy_bridge.finish_signalled()
+    got: list[str] = []
+    watcher = prompt_watcher.PromptWatcher(lambda pid, status: got.append(pid))
+    comfy.currently_running[3] = (0, "q")
+    queue.running = {"q"}
+    watcher.watch("q")
+    time.sleep(0.05)
+    queue.running = set()
+    comfy.task_done(3, None, {"status_str": "success"})
+    deadline = time.monotonic() + 2
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert got == ["q"]
