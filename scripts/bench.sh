@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks (see bench/README.md): scripts/bench.sh [decode|listing|e2e|color|runs|servers ...] (default: decode listing e2e color).
+# Benchmarks (see bench/README.md): scripts/bench.sh [decode|listing|e2e|color|runs|jpeg_bound|servers ...] (default: decode listing e2e color).
 # e2e runs once per provisioned ComfyUI version (0.3.75, and the newest in ../shared/comfyui/),
 # each from its own venv, one after the other on the same machine. Results print as Markdown
 # tables and are stored in bench/results/*.json (git-ignored). bench/bench_gpu.py is separate:
