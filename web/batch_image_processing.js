@@ -16,6 +16,8 @@ const REFUSED_EVENT = "batch_image_processing.refused";
 
 const batches = new Map(); // execution id -> its current batch's latest status (this workflow's)
 const lastState = new Map(); // batch key -> last state seen, to toast on transitions only
+let events = 0; // status events received so far
+const eventAt = new Map(); // execution id -> the count when its last status event came
 
 function isLoader(node) {
   return node.comfyClass === NODE_CLASS;
@@ -65,6 +67,8 @@ function render() {
 
 function showBatch(info) {
   if (!isThisWorkflow(info)) return;
+  events += 1;
+  eventAt.set(String(info.node_id), events);
   batches.set(String(info.node_id), info);
   render();
   const before = lastState.get(info.key);
@@ -82,11 +86,15 @@ function showBatch(info) {
 }
 
 async function refresh() {
+  const asked = events;
   try {
     const response = await api.fetchApi(`${ROUTE}/status`);
     if (!response.ok) return;
     const { batches: known } = await response.json();
+    // An event that came while this answer was on its way is newer than the answer: it stays.
+    const newer = new Map([...batches].filter(([id]) => (eventAt.get(id) ?? 0) > asked));
     batches.clear();
+    for (const [id, info] of newer) batches.set(id, info);
     for (const info of (known ?? []).filter(isThisWorkflow)) {  // newest first: a node's first is its current one
       const id = String(info.node_id);
       if (batches.has(id)) continue;
