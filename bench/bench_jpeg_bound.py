@@ -4,14 +4,15 @@ issue's yardstick: Pillow's bare load). Any pipeline through ComfyUI adds its pr
 line; images_per_run = 8 is asked to reach 0.75x the floor.
 
   32 images, BENCH_BOUND_ROUNDS rounds (default 5) interleaved with the floor, medians:
-  two threads decode (torchvision, as the loader does) + convert to float32 | decode only |
-  Pillow's load only
+  two threads running the pack's own decode (utils/images/decode.py) + conversion into a run's
+  float batch slice (run_batch.write_slice) | decode only | Pillow's load only
 
 Run: scripts/bench.sh jpeg_bound
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import statistics
 import tempfile
@@ -21,19 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
-from bench_common import write_results  # first: puts tests/ on the path
+from bench_common import load_pack, write_results  # first: puts tests/ on the path
 from bench_e2e import make_folder, run_floor
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg
 
 ROUNDS = int(os.environ.get("BENCH_BOUND_ROUNDS", "5"))
-
-
-def decode(path: Path) -> np.ndarray:
-    with open(path, "rb") as fh:
-        data = torch.frombuffer(bytearray(fh.read()), dtype=torch.uint8)
-    return decode_jpeg(data, mode=ImageReadMode.UNCHANGED).permute(1, 2, 0).numpy()
 
 
 def load(path: Path) -> None:
@@ -57,15 +50,18 @@ def on_two_threads(paths: list[Path], work: Callable[[int, Path], object]) -> fl
 
 
 def main() -> None:
-    torch.set_num_threads(1)
+    pack = load_pack()
+    decode = pack.utils.images.decode.decode_image
+    write_slice = importlib.import_module(f"{pack.__name__}.utils.images.run_batch").write_slice
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_folder(Path(tmp) / "jpg", "jpg", 2048, 32, seed=2048)
-        outs = [np.empty((2048, 2048, 3), np.float32) for _ in range(2)]  # reused, as the loader's are
+        outs = [(np.empty((2048, 2048, 3), np.float32), np.zeros((2048, 2048), np.float32))
+                for _ in range(2)]  # reused, as the loader's are
         cases: dict[str, Callable[[], float]] = {
             "floor (Pillow load, 1 thread)": lambda: run_floor(paths),
             "2 threads decode + convert": lambda: on_two_threads(
-                paths, lambda i, p: np.divide(decode(p), np.float32(255), out=outs[i], dtype=np.float32)),
-            "2 threads decode": lambda: on_two_threads(paths, lambda i, p: decode(p)),
+                paths, lambda i, p: write_slice(*outs[i], decode(str(p)))),
+            "2 threads decode": lambda: on_two_threads(paths, lambda i, p: decode(str(p))),
             "2 threads Pillow load": lambda: on_two_threads(paths, lambda i, p: load(p)),
         }
         times: dict[str, list[float]] = {name: [] for name in cases}
